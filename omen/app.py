@@ -1,0 +1,52 @@
+"""The Starlette application: routes, lifespan, and OpenAI-shaped answers for unknown paths."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from omen.config import LoadedConfig
+from omen.daemon import Daemon
+from omen.errors import ApiError
+from omen.http.api import Api, guarded
+from omen.http.errors import error_response
+
+
+def build_app(loaded: LoadedConfig) -> Starlette:
+    daemon = Daemon(loaded)
+    api = Api(daemon)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await daemon.start()
+        try:
+            yield
+        finally:
+            await daemon.stop()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = "no such route" if exc.status_code == 404 else str(exc.detail)
+        return error_response(
+            ApiError(exc.status_code, f"{message}: {request.method} {request.url.path}")
+        )
+
+    routes = [
+        Route("/v1/chat/completions", guarded(api.chat_completions), methods=["POST"]),
+        Route("/v1/embeddings", guarded(api.embeddings), methods=["POST"]),
+        Route("/v1/models", guarded(api.models), methods=["GET"]),
+        Route("/health", guarded(api.health), methods=["GET"]),
+        Route("/ready", guarded(api.ready), methods=["GET"]),
+        Route("/providers", guarded(api.providers), methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
+    app.state.daemon = daemon
+    return app

@@ -1,0 +1,138 @@
+"""The `omen` command: serve, logs, config check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from omen.config import ConfigError, LoadedConfig, check_config, find_config_path, load_config
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    try:
+        return load_config(find_config_path(args.config))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from omen.app import build_app
+    from omen.auth import KeyRing, is_loopback
+    from omen.log import setup_logging
+
+    loaded = _load(args)
+    server = loaded.config.server
+    if args.bind:
+        host, _, port = args.bind.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"--bind: expected HOST:PORT, got {args.bind!r}", file=sys.stderr)
+            return 2
+        server.bind = args.bind
+    setup_logging(args.level or server.log_level, server.log_format)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if KeyRing(loaded.config).empty and not is_loopback(server.host):
+        print(
+            f"refusing to serve on {server.bind} without API keys: configure [auth] api_keys "
+            "or container api_key, or bind to 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        loop = "asyncio"
+    uvicorn.run(
+        build_app(loaded),
+        host=server.host.strip("[]"),
+        port=server.port,
+        http="httptools",
+        loop=loop,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=15,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        path = find_config_path(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return 1
+    problems, loaded = check_config(path)
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in problems:
+        prefix = "" if problem.severity == "error" else "warning: "
+        print(f"{prefix}{problem}")
+    if errors:
+        return 1
+    where = path if path is not None else "(built-in defaults)"
+    assert loaded is not None
+    config = loaded.config
+    print(
+        f"{where}: OK — {len(config.providers)} provider(s), {len(config.containers)} "
+        f"container(s), database {config.server.database}"
+    )
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from omen.logview import run_logs
+
+    loaded = _load(args)
+    database = Path(args.db) if args.db else loaded.config.server.database
+    return run_logs(args, database)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omen", description="AI router for containers")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", help="config file (default: $OMEN_CONFIG, then ./omen.toml)")
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the daemon (foreground)"))
+    serve.add_argument("--bind", help="HOST:PORT to listen on (overrides server.bind)")
+    serve.add_argument("--level", help="log level: debug, info, warning, error")
+    serve.set_defaults(func=cmd_serve)
+
+    logs = with_config(sub.add_parser("logs", help="requests and decisions from the store"))
+    logs.add_argument("--container")
+    logs.add_argument("--provider")
+    logs.add_argument("--level", choices=["info", "warn", "error"], help="minimum level")
+    logs.add_argument("--since", help="only newer than this, e.g. 30s, 5m, 1h, 7d")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new requests")
+    logs.add_argument("--json", action="store_true", help="one JSON object per line")
+    logs.add_argument("--limit", type=int, default=50)
+    logs.add_argument("--audit", action="store_true", help="list audit rows instead")
+    logs.add_argument("--db", help="store path (default: server.database of the config)")
+    logs.set_defaults(func=cmd_logs)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = with_config(config_sub.add_parser("check", help="validate the configuration"))
+    check.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

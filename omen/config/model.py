@@ -1,0 +1,463 @@
+"""What a valid Omen configuration is: one pydantic model per TOML table, with its defaults."""
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from omen.config.units import Duration, Money, Size
+
+ProviderType = Literal["ollama", "openai", "anthropic", "gemini", "xai", "azure", "bedrock"]
+PROVIDER_TYPES: tuple[str, ...] = get_args(ProviderType)
+Strategy = Literal["cost-optimized", "latency-first", "balanced"]
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+# base_url as each provider's official SDK spells it; azure has no default (it is per resource).
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "ollama": "http://localhost:11434",
+    "openai": "https://api.openai.com/v1",
+    "xai": "https://api.x.ai/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "bedrock": "https://bedrock-runtime.{region}.amazonaws.com",
+}
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+DAY = 86400.0
+
+
+class Section(BaseModel):
+    """A TOML table: unknown keys are errors, because a typo must not silently become a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """(host, port) from "host:port" or "[ipv6]:port"; the host comes back without brackets."""
+    if bind.startswith("["):
+        host, sep, port = bind[1:].partition("]:")
+        if not sep:
+            raise ValueError("write an IPv6 address in brackets with a port, e.g. [::1]:8080")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port = bind.rpartition(":")
+        if not sep:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+        if ":" in host:
+            raise ValueError("write an IPv6 address in brackets, e.g. [::1]:8080")
+        if not _HOSTNAME.fullmatch(host):
+            raise ValueError(f"{host!r} is not a host name or address")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{port!r} is not a port (0-65535)")
+    return host, int(port)
+
+
+def check_http_url(url: str) -> str:
+    """The url without a trailing slash, after checking it is http(s) with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+class ServerConfig(Section):
+    bind: str = "127.0.0.1:8080"
+    database: Path = Path("omen.db")
+    redis_url: str = ""
+    redis_fail_open: bool = False
+    keep_request_bodies: Duration = 7 * DAY
+    keep_samples: Duration = 7 * DAY
+    max_body_size: Size = Field(default=32 * 1024 * 1024, gt=0)
+    log_format: Literal["json", "text"] = "text"
+    log_level: str = "info"
+    writer_flush_interval: Duration = Field(default=0.1, gt=0)
+    time_zone: str = "UTC"
+    default_max_tokens: int = Field(default=1024, ge=1)
+
+    @field_validator("bind")
+    @classmethod
+    def _bind_is_host_port(cls, value: str) -> str:
+        split_bind(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = {"warn": "warning"}.get(value.lower(), value.lower())
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (write e.g. UTC, Europe/Berlin)"
+            ) from None
+        return value
+
+    @property
+    def host(self) -> str:
+        return split_bind(self.bind)[0]
+
+    @property
+    def port(self) -> int:
+        return split_bind(self.bind)[1]
+
+
+class ApiKeyConfig(Section):
+    key: SecretStr | None  # None when its env: variable is unset; such a key admits nobody
+    scope: Literal["admin", "user"] = "user"
+    name: str | None = None
+    container: str | None = None
+
+
+class AuthConfig(Section):
+    api_keys: list[ApiKeyConfig] = []
+
+
+class IntentRule(Section):
+    provider: str
+    model: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_provider_name(cls, data: Any) -> Any:
+        # The Boltfile writes `intents.code = "ollama"`; the omen.toml form is a table.
+        return {"provider": data} if isinstance(data, str) else data
+
+
+class RoutingConfig(Section):
+    default_strategy: Strategy = "balanced"
+    prefer_local: bool = True
+    quality_threshold: float = Field(default=0.8, ge=0, le=1)
+    cost_weight: float = Field(default=0.3, ge=0)
+    latency_weight: float = Field(default=0.4, ge=0)
+    quality_weight: float = Field(default=0.3, ge=0)
+    intent_rules: dict[str, IntentRule] = {}
+    max_attempts: int = Field(default=3, ge=1)
+    failover_timeout: Duration = Field(default=30.0, gt=0)
+    cooldown: Duration = 30.0
+
+
+class EndpointConfig(Section):
+    url: str
+    name: str = ""  # defaults to the url's host:port; drain and the console name endpoints by it
+    gpu_metrics_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_url(cls, data: Any) -> Any:
+        return {"url": data} if isinstance(data, str) else data
+
+    @field_validator("url", "gpu_metrics_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @model_validator(mode="after")
+    def _name_from_url(self) -> "EndpointConfig":
+        if not self.name:
+            parts = urlsplit(self.url)
+            host = parts.hostname or ""
+            host = f"[{host}]" if ":" in host else host
+            self.name = f"{host}:{parts.port}" if parts.port else host
+        return self
+
+
+class ProviderConfig(Section):
+    name: str
+    type: ProviderType
+    enabled: bool = True
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    endpoints: list[EndpointConfig] = []
+    models: list[str] = []  # empty: discovered at runtime (Ollama /api/tags)
+    embedding_models: list[str] = []
+    load_balancing: Literal["round-robin", "least-loaded", "random"] = "least-loaded"
+    health_check_interval: Duration = Field(default=30.0, gt=0)
+    timeout: Duration = Field(default=60.0, gt=0)
+    connect_timeout: Duration = Field(default=5.0, gt=0)
+    cost_per_token: Money | None = None
+    cost_per_1k_tokens: Money | None = None
+    cost_per_1k_input_tokens: Money | None = None
+    cost_per_1k_output_tokens: Money | None = None
+    rate_limit: float | None = Field(default=None, gt=0)
+    latency_target_ms: float | None = Field(default=None, ge=0)
+    quality: float = Field(default=0.9, ge=0, le=1)
+    api_version: str = "2024-10-21"
+    deployments: dict[str, str] = {}
+    region: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_name(cls, data: Any) -> Any:
+        # [providers.anthropic] needs no `type`; a local model is rated lower by default.
+        if isinstance(data, dict):
+            data = dict(data)
+            if "type" not in data and data.get("name") in PROVIDER_TYPES:
+                data["type"] = data["name"]
+            if "quality" not in data and data.get("type") == "ollama":
+                data["quality"] = 0.6
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @model_validator(mode="after")
+    def _default_urls(self) -> "ProviderConfig":
+        if self.base_url is None:
+            if self.endpoints:
+                self.base_url = self.endpoints[0].url
+            elif self.type == "bedrock":
+                if self.region:
+                    self.base_url = DEFAULT_BASE_URLS["bedrock"].format(region=self.region)
+            else:
+                self.base_url = DEFAULT_BASE_URLS.get(self.type)
+        if not self.endpoints and self.base_url is not None:
+            self.endpoints = [EndpointConfig(url=self.base_url)]
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.type == "ollama"
+
+    def input_cost_per_token(self) -> float:
+        return self._cost_per_token(self.cost_per_1k_input_tokens)
+
+    def output_cost_per_token(self) -> float:
+        return self._cost_per_token(self.cost_per_1k_output_tokens)
+
+    def _cost_per_token(self, specific_per_1k: float | None) -> float:
+        if specific_per_1k is not None:
+            return specific_per_1k / 1000
+        if self.cost_per_1k_tokens is not None:
+            return self.cost_per_1k_tokens / 1000
+        return self.cost_per_token or 0.0
+
+
+class QuotaConfig(Section):
+    max_requests_per_hour: int | None = Field(default=None, ge=0)
+    max_requests_per_day: int | None = Field(default=None, ge=0)
+    max_tokens_per_day: int | None = Field(default=None, ge=0)
+    max_cost_per_day: Money | None = None
+
+
+class BudgetConfig(Section):
+    daily: Money | None = None
+    weekly: Money | None = None
+    monthly: Money | None = None
+    alert_at_percent: float | None = Field(default=None, ge=0, le=100)
+    alert_webhook: str | None = None
+    on_exceed: Literal["deny", "warn", "ignore"] = "deny"
+
+    @field_validator("alert_webhook")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+
+class RateLimitConfig(Section):
+    requests_per_second: float | None = Field(default=None, gt=0)
+    burst: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
+class ContainerRouting(Section):
+    intents: dict[str, IntentRule] = {}
+
+
+class ContainerConfig(Section):
+    """One tenant; the keys are those of a Boltfile's [services.NAME.omen]."""
+
+    name: str
+    api_key: SecretStr | None = None
+    enabled: bool = True
+    router_strategy: Strategy | None = None
+    prefer_local: bool | None = None
+    allowed_providers: list[str] | None = None
+    quality_threshold: float | None = Field(default=None, ge=0, le=1)
+    # The seed's strategy examples set these per container; None means the [routing] value.
+    cost_weight: float | None = Field(default=None, ge=0)
+    latency_weight: float | None = Field(default=None, ge=0)
+    quality_weight: float | None = Field(default=None, ge=0)
+    latency_target_ms: float | None = Field(default=None, ge=0)
+    quotas: QuotaConfig = QuotaConfig()
+    budget: BudgetConfig = BudgetConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    routing: ContainerRouting = ContainerRouting()
+
+
+def _default_providers() -> dict[str, ProviderConfig]:
+    # With nothing configured, Omen serves whatever a local Ollama has.
+    return {"ollama": ProviderConfig(name="ollama", type="ollama")}
+
+
+class OmenConfig(Section):
+    server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
+    routing: RoutingConfig = RoutingConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=_default_providers)
+    containers: dict[str, ContainerConfig] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_from_table_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for section in ("providers", "containers"):
+            tables = data.get(section)
+            if isinstance(tables, dict):
+                data[section] = {
+                    key: {**table, "name": key} if isinstance(table, dict) else table
+                    for key, table in tables.items()
+                }
+        return data
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a configuration, located by its dotted TOML path."""
+
+    path: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds every error (and warning) found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def cross_check(
+    config: OmenConfig,
+    provider_names: Collection[str] | None = None,
+    container_names: Collection[str] | None = None,
+) -> list[Problem]:
+    """Problems that no single table shows: references between tables, and keys used twice.
+
+    The names default to the config's own; the loader passes the names written in the file so a
+    provider whose table had errors still counts as defined.
+    """
+    providers = set(config.providers if provider_names is None else provider_names)
+    containers = set(config.containers if container_names is None else container_names)
+    problems: list[Problem] = []
+
+    def error(path: str, message: str) -> None:
+        problems.append(Problem(path, message))
+
+    def warn(path: str, message: str) -> None:
+        problems.append(Problem(path, message, "warning"))
+
+    def check_rule(path: str, rule: IntentRule, allowed: list[str] | None = None) -> None:
+        if rule.provider not in providers:
+            error(f"{path}.provider", _undefined("provider", rule.provider, providers))
+            return
+        if allowed is not None and rule.provider not in allowed:
+            error(
+                f"{path}.provider",
+                f"{rule.provider!r} is not in this container's allowed_providers",
+            )
+        provider = config.providers.get(rule.provider)
+        if provider is None:
+            return
+        if not provider.enabled:
+            warn(f"{path}.provider", f"provider {rule.provider!r} is disabled")
+        if rule.model and provider.models and rule.model not in provider.models:
+            warn(f"{path}.model", f"not in providers.{rule.provider}.models; requested anyway")
+
+    routing = config.routing
+    if routing.cost_weight == routing.latency_weight == routing.quality_weight == 0:
+        error("routing", "cost_weight, latency_weight and quality_weight are all 0")
+    for intent, rule in routing.intent_rules.items():
+        check_rule(f"routing.intent_rules.{intent}", rule)
+
+    for name, provider in config.providers.items():
+        path = f"providers.{name}"
+        if provider.type == "azure" and provider.base_url is None:
+            error(f"{path}.base_url", "azure needs the resource's base_url")
+        if provider.type == "bedrock" and provider.region is None:
+            warn(f"{path}.region", "not set and neither is $AWS_REGION; provider unusable")
+        seen: dict[str, int] = {}
+        for index, endpoint in enumerate(provider.endpoints):
+            if endpoint.name in seen:
+                other = f"{path}.endpoints.{seen[endpoint.name]}"
+                error(f"{path}.endpoints.{index}", f"same endpoint name as {other}")
+            seen.setdefault(endpoint.name, index)
+
+    # Keys are compared by value, and named by where they were written, never by what they are.
+    key_owner: dict[str, str] = {}
+    for index, api_key in enumerate(config.auth.api_keys):
+        path = f"auth.api_keys.{index}"
+        if api_key.container is not None and api_key.container not in containers:
+            error(f"{path}.container", _undefined("container", api_key.container, containers))
+        if api_key.key is not None:
+            value = api_key.key.get_secret_value()
+            if value in key_owner:
+                error(f"{path}.key", f"same key as {key_owner[value]}")
+            key_owner.setdefault(value, f"{path}.key")
+
+    for name, container in config.containers.items():
+        path = f"containers.{name}"
+        if container.api_key is not None:
+            value = container.api_key.get_secret_value()
+            if value in key_owner:
+                error(f"{path}.api_key", f"same key as {key_owner[value]}")
+            key_owner.setdefault(value, f"{path}.api_key")
+        for index, provider_name in enumerate(container.allowed_providers or []):
+            if provider_name not in providers:
+                message = _undefined("provider", provider_name, providers)
+                error(f"{path}.allowed_providers.{index}", message)
+        for intent, rule in container.routing.intents.items():
+            check_rule(f"{path}.routing.intents.{intent}", rule, container.allowed_providers)
+        weights = (container.cost_weight, container.latency_weight, container.quality_weight)
+        if weights == (0, 0, 0):
+            error(path, "cost_weight, latency_weight and quality_weight are all 0")
+
+    has_keys = any(k.key for k in config.auth.api_keys)
+    has_keys = has_keys or any(c.api_key for c in config.containers.values())
+    if not has_keys and not _is_loopback(config.server.host):
+        warn("server.bind", "no API key is configured; without one Omen serves only on loopback")
+    return problems
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _undefined(kind: str, name: str, defined: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(defined), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"no {kind} named {name!r} is defined{hint}"

@@ -1,0 +1,285 @@
+"""The daemon's live view of every upstream endpoint: health, load, drain state, models.
+
+`Fleet` is the one owner of this state. The gateway reports each call's outcome here, the
+prober refreshes it on each provider's `health_check_interval`, the admin API drains and
+undrains, and routing reads an immutable snapshot of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from omen.config import OmenConfig, ProviderConfig
+from omen.providers import Probe, Provider, UnsupportedProvider, build_provider
+from omen.routing import EndpointView
+from store import HealthSample, StoreWriter
+
+log = logging.getLogger("omen.fleet")
+
+_EWMA = 0.2  # weight of the newest latency observation
+_FAILURES_TO_COOL = 3  # consecutive failures before an endpoint cools down
+
+
+@dataclass(slots=True)
+class EndpointState:
+    provider: str
+    name: str
+    url: str
+    local: bool
+    healthy: bool = True
+    checked: bool = False
+    last_error: str | None = None
+    last_probe_ts: float = 0.0
+    in_flight: int = 0
+    drained: bool = False
+    drain_reason: str | None = None
+    cooldown_until: float = 0.0
+    consecutive_failures: int = 0
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    requests: int = 0
+    errors: int = 0
+    models: frozenset[str] | None = None  # discovered (Ollama /api/tags); None = not known yet
+    loaded: list[dict[str, object]] = field(default_factory=list)  # Ollama /api/ps
+    loaded_names: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.provider, self.name)
+
+    def cooling(self, now: float) -> bool:
+        return self.cooldown_until > now
+
+    def status(self, now: float) -> str:
+        if self.drained:
+            return "drained"
+        if not self.healthy:
+            return "unhealthy"
+        if self.cooling(now):
+            return "cooling"
+        return "healthy"
+
+    def as_dict(self, now: float) -> dict[str, object]:
+        return {
+            "provider": self.provider,
+            "endpoint": self.name,
+            "url": self.url,
+            "status": self.status(now),
+            "healthy": self.healthy,
+            "drained": self.drained,
+            "drain_reason": self.drain_reason,
+            "cooldown_s": round(max(0.0, self.cooldown_until - now), 1),
+            "in_flight": self.in_flight,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 2),
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 2),
+            "requests": self.requests,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "loaded_models": [m.get("name") for m in self.loaded],
+        }
+
+
+class Fleet:
+    """Adapters and endpoint state for every enabled provider."""
+
+    def __init__(self, config: OmenConfig, writer: StoreWriter | None = None) -> None:
+        self.config = config
+        self.providers: dict[str, Provider] = {}
+        self.provider_configs: dict[str, ProviderConfig] = {}
+        self.endpoints: dict[tuple[str, str], EndpointState] = {}
+        self.unusable: dict[str, str] = {}  # provider -> why it cannot be used
+        self._writer = writer
+        self._tasks: list[asyncio.Task[None]] = []
+        self._model_tables: dict[str, dict[str, tuple[str, ...]]] = {}
+        self.cooldown_s = config.routing.cooldown
+        for name, pconf in config.providers.items():
+            if not pconf.enabled:
+                continue
+            if pconf.type != "ollama" and pconf.api_key is None and pconf.type != "bedrock":
+                self.unusable[name] = "no API key (its env variable is not set)"
+                continue
+            try:
+                self.providers[name] = build_provider(pconf)
+            except UnsupportedProvider as exc:
+                self.unusable[name] = str(exc)
+                continue
+            self.provider_configs[name] = pconf
+            for endpoint in pconf.endpoints:
+                state = EndpointState(name, endpoint.name, endpoint.url, local=pconf.is_local)
+                self.endpoints[state.key] = state
+
+    # --- outcomes reported by the gateway --------------------------------------------
+
+    def record_success(
+        self, state: EndpointState, latency_ms: float, ttft_ms: float | None
+    ) -> None:
+        state.requests += 1
+        state.consecutive_failures = 0
+        state.healthy = True
+        state.latency_ms = (
+            latency_ms
+            if state.latency_ms is None
+            else state.latency_ms + _EWMA * (latency_ms - state.latency_ms)
+        )
+        if ttft_ms is not None:
+            state.ttft_ms = (
+                ttft_ms
+                if state.ttft_ms is None
+                else state.ttft_ms + _EWMA * (ttft_ms - state.ttft_ms)
+            )
+
+    def record_failure(self, state: EndpointState, error: str, *, connection: bool) -> None:
+        """Passive health: a refused connection cools the endpoint at once, errors after a few."""
+        state.requests += 1
+        state.errors += 1
+        state.consecutive_failures += 1
+        state.last_error = error
+        if connection or state.consecutive_failures >= _FAILURES_TO_COOL:
+            state.cooldown_until = time.monotonic() + self.cooldown_s
+            log.warning(
+                "endpoint cooling down",
+                extra={"provider": state.provider, "endpoint": state.name, "error": error},
+            )
+
+    # --- drains ------------------------------------------------------------------------
+
+    def set_drained(self, provider: str, endpoint: str, drained: bool, reason: str | None) -> bool:
+        state = self.endpoints.get((provider, endpoint))
+        if state is None:
+            return False
+        state.drained = drained
+        state.drain_reason = reason if drained else None
+        return True
+
+    def find(self, provider: str, endpoint: str) -> EndpointState | None:
+        state = self.endpoints.get((provider, endpoint))
+        if state is None:  # accept the URL as well as the short name
+            for candidate in self.endpoints.values():
+                if candidate.provider == provider and candidate.url == endpoint.rstrip("/"):
+                    return candidate
+        return state
+
+    # --- active probes -------------------------------------------------------------------
+
+    async def probe_all(self) -> None:
+        await asyncio.gather(*(self._probe(state) for state in self.endpoints.values()))
+
+    async def _probe(self, state: EndpointState) -> None:
+        provider = self.providers[state.provider]
+        result: Probe = await provider.probe(state.url)
+        now = time.time()
+        was = state.healthy
+        state.checked = True
+        state.last_probe_ts = now
+        state.healthy = result.healthy
+        if result.healthy:
+            state.loaded = result.loaded_models
+            state.loaded_names = frozenset(str(m.get("name")) for m in result.loaded_models)
+            if state.latency_ms is None:
+                state.latency_ms = result.latency_ms
+            if state.local and state.models is None:
+                await self._discover_models(provider, state)
+        else:
+            state.last_error = result.error
+        if was != state.healthy:
+            log.warning(
+                "endpoint %s",
+                "recovered" if state.healthy else "unhealthy",
+                extra={"provider": state.provider, "endpoint": state.name, "error": result.error},
+            )
+        if self._writer is not None:
+            self._writer.record_health(
+                HealthSample(
+                    ts=now,
+                    provider=state.provider,
+                    endpoint=state.name,
+                    healthy=result.healthy,
+                    latency_ms=result.latency_ms,
+                    error=result.error,
+                    in_flight=state.in_flight,
+                )
+            )
+
+    async def _discover_models(self, provider: Provider, state: EndpointState) -> None:
+        try:
+            state.models = frozenset(await provider.list_models(state.url))
+            self._model_tables.clear()
+        except Exception as exc:  # discovery is best effort; routing falls back to config
+            log.info("model discovery failed", extra={"endpoint": state.url, "error": str(exc)})
+
+    async def _probe_loop(self, provider: str, interval: float) -> None:
+        states = [s for s in self.endpoints.values() if s.provider == provider]
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.gather(*(self._probe(state) for state in states), return_exceptions=True)
+
+    def start(self) -> None:
+        for name, pconf in self.provider_configs.items():
+            self._tasks.append(
+                asyncio.create_task(self._probe_loop(name, pconf.health_check_interval))
+            )
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
+
+    # --- read side ---------------------------------------------------------------------
+
+    def snapshot(self) -> list[EndpointView]:
+        now = time.monotonic()
+        return [
+            EndpointView(
+                s.provider,
+                s.name,
+                s.url,
+                s.local,
+                s.healthy,
+                s.drained,
+                s.cooling(now),
+                s.in_flight,
+                s.latency_ms,
+                s.models,
+                s.loaded_names,
+            )
+            for s in self.endpoints.values()
+        ]
+
+    def _models(self, embeddings: bool) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
+        for name, pconf in self.provider_configs.items():
+            seen = list(dict.fromkeys(pconf.embedding_models if embeddings else pconf.models))
+            if pconf.is_local:  # an Ollama box serves (and embeds with) what it has pulled
+                for state in self.endpoints.values():
+                    if state.provider == name and state.models:
+                        seen.extend(m for m in sorted(state.models) if m not in seen)
+            out[name] = tuple(seen)
+        return out
+
+    def chat_models(self) -> dict[str, tuple[str, ...]]:
+        """Every model each usable provider serves: configured, plus discovered on Ollama."""
+        table = self._model_tables.get("chat")
+        if table is None:
+            table = self._model_tables["chat"] = self._models(embeddings=False)
+        return table
+
+    def embedding_models(self) -> dict[str, tuple[str, ...]]:
+        table = self._model_tables.get("embeddings")
+        if table is None:
+            table = self._model_tables["embeddings"] = self._models(embeddings=True)
+        return table
+
+    def provider_status(self) -> dict[str, str]:
+        now = time.monotonic()
+        out: dict[str, str] = {}
+        for name in self.provider_configs:
+            states = [s.status(now) for s in self.endpoints.values() if s.provider == name]
+            usable = sum(1 for s in states if s == "healthy")
+            out[name] = "healthy" if usable == len(states) else "degraded" if usable else "down"
+        for name in self.unusable:
+            out[name] = "unconfigured"
+        return out

@@ -1,0 +1,199 @@
+"""OpenAI-compatible and health routes: parse, hand to the gateway, shape the answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from omen.auth import ANONYMOUS, Principal, bearer_token
+from omen.daemon import Daemon
+from omen.errors import ApiError
+from omen.gateway import Answer, CallContext, header_safe
+from omen.http.errors import error_response
+from omen.http.validate import check_chat, check_embeddings, read_json
+from omen.streaming import open_stream
+
+log = logging.getLogger("omen.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def json_response(
+    data: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(data), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def guarded(handler: Handler) -> Handler:
+    """Every failure leaves as OpenAI's error shape; an unexpected one is logged, never leaked."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("unhandled error", extra={"path": request.url.path})
+            return error_response(ApiError(500, "internal error in Omen; see the daemon's log"))
+
+    return wrapper
+
+
+class Api:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.max_body = daemon.config.server.max_body_size
+
+    # --- auth ----------------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Principal:
+        if self.daemon.keys.empty:
+            return ANONYMOUS  # only possible on a loopback bind; checked at startup
+        token = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        if token is None:
+            raise ApiError(
+                401,
+                "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
+                code="missing_api_key",
+            )
+        principal = self.daemon.keys.authenticate(token)
+        if principal is None:
+            raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+        return principal
+
+    async def _context(self, request: Request, kind: str) -> CallContext:
+        principal = self.authenticate(request)
+        body = await read_json(request, self.max_body)
+        if kind == "chat":
+            check_chat(body)
+        else:
+            check_embeddings(body)
+        container = self.daemon.gateway.container_for(principal, body)
+        ctx = CallContext(principal, container, kind, body, stream=bool(body.get("stream")))
+        ctx.trace_id = _trace_id(request.headers.get("traceparent"))
+        return ctx
+
+    # --- OpenAI routes -------------------------------------------------------------------
+
+    async def chat_completions(self, request: Request) -> Response:
+        ctx = await self._context(request, "chat")
+        headers = {"x-omen-request-id": ctx.request_id}
+        try:
+            if ctx.stream:
+                pump = await open_stream(self.daemon.gateway, ctx)
+                headers.update(
+                    _route_headers(
+                        pump.decision.intent,
+                        pump.candidate.provider,
+                        pump.candidate.model,
+                        pump.decision.reason,
+                    )
+                )
+                headers["cache-control"] = "no-cache"
+                headers["x-accel-buffering"] = "no"
+                return StreamingResponse(
+                    pump.body(), media_type="text/event-stream", headers=headers
+                )
+            answer = await self.daemon.gateway.chat(ctx)
+        except ApiError as exc:
+            return error_response(exc, headers)
+        return self._answer(answer, headers)
+
+    def _answer(self, answer: Answer, headers: dict[str, str]) -> Response:
+        model = str(answer.body.get("model") or answer.candidate.model)
+        headers.update(
+            _route_headers(
+                answer.decision.intent, answer.candidate.provider, model, answer.decision.reason
+            )
+        )
+        headers["x-omen-cost-usd"] = f"{answer.cost:.6f}"
+        content = answer.raw if answer.raw is not None else orjson.dumps(answer.body)
+        return Response(content, media_type="application/json", headers=headers)
+
+    async def embeddings(self, request: Request) -> Response:
+        ctx = await self._context(request, "embeddings")
+        headers = {"x-omen-request-id": ctx.request_id}
+        try:
+            answer = await self.daemon.gateway.chat(ctx)
+        except ApiError as exc:
+            return error_response(exc, headers)
+        return self._answer(answer, headers)
+
+    async def models(self, request: Request) -> Response:
+        self.authenticate(request)
+        created = int(self.daemon.started_at)
+        data = [{"id": "auto", "object": "model", "created": created, "owned_by": "omen"}]
+        seen = {"auto"}
+        for provider, models in self.daemon.fleet.chat_models().items():
+            for model in models:
+                if model not in seen:
+                    seen.add(model)
+                    data.append(
+                        {"id": model, "object": "model", "created": created, "owned_by": provider}
+                    )
+        for provider, models in self.daemon.fleet.embedding_models().items():
+            for model in models:
+                if model not in seen:
+                    seen.add(model)
+                    data.append(
+                        {"id": model, "object": "model", "created": created, "owned_by": provider}
+                    )
+        return json_response({"object": "list", "data": data})
+
+    # --- health --------------------------------------------------------------------------
+
+    def _endpoint_detail(self) -> list[dict[str, object]]:
+        now = time.monotonic()
+        return [state.as_dict(now) for state in self.daemon.fleet.endpoints.values()]
+
+    async def health(self, request: Request) -> Response:
+        return json_response(
+            {
+                "status": "healthy",
+                "uptime_s": round(time.time() - self.daemon.started_at, 1),
+                "providers": sorted(self.daemon.fleet.provider_status()),
+            }
+        )
+
+    async def ready(self, request: Request) -> Response:
+        now = time.monotonic()
+        usable = sum(1 for s in self.daemon.fleet.endpoints.values() if s.status(now) == "healthy")
+        return json_response(
+            {"ready": usable > 0, "usable_endpoints": usable}, 200 if usable else 503
+        )
+
+    async def providers(self, request: Request) -> Response:
+        body: dict[str, object] = dict(self.daemon.fleet.provider_status())
+        body["endpoints"] = self._endpoint_detail()
+        body["unusable"] = dict(self.daemon.fleet.unusable)
+        return json_response(body)
+
+
+def _route_headers(intent: str, provider: str, model: str, reason: str) -> dict[str, str]:
+    return {
+        "x-omen-provider": provider,
+        "x-omen-model": header_safe(model),
+        "x-omen-intent": intent,
+        "x-omen-route-reason": header_safe(reason),
+    }
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a W3C traceparent (version-traceid-parentid-flags), if well formed."""
+    if not traceparent:
+        return None
+    parts = traceparent.strip().split("-")
+    if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        try:
+            int(parts[1], 16)
+        except ValueError:
+            return None
+        return parts[1]
+    return None

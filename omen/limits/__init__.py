@@ -1,0 +1,1 @@
+"""Quotas, budgets and rate limits: one interface, in-process and Redis backends."""

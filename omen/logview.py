@@ -1,0 +1,82 @@
+"""`omen logs`: the request log read straight from the store (works with the daemon down)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from omen.config import parse_duration
+from store import RequestRow, StoreMissingError, StoreReader
+
+_FOLLOW_POLL_S = 0.5
+
+
+def format_row(row: RequestRow) -> str:
+    when = datetime.fromtimestamp(row.ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    route = f"{row.provider or '-'}/{row.model or row.requested_model}"
+    if row.endpoint:
+        route += f"@{row.endpoint}"
+    tokens = f"{row.prompt_tokens}+{row.completion_tokens}tok"
+    flags = " stream" if row.stream else ""
+    if row.client_closed:
+        flags += " client-closed"
+    text = (
+        f"{when} {row.id} {row.level.upper():5} {row.container} {row.status} {route} "
+        f"{row.latency_ms:.0f}ms {tokens} ${row.cost_usd:.6f}{flags} | {row.reason}"
+    )
+    if row.error and row.error not in row.reason:
+        text += f" | error: {row.error}"
+    return text
+
+
+def row_json(row: RequestRow) -> dict[str, Any]:
+    data = {name: getattr(row, name) for name in row.__dataclass_fields__}
+    data["level"] = row.level
+    return data
+
+
+def _print(rows: list[RequestRow], as_json: bool) -> None:
+    for row in rows:
+        if as_json:
+            sys.stdout.write(orjson.dumps(row_json(row), default=str).decode() + "\n")
+        else:
+            sys.stdout.write(format_row(row) + "\n")
+    sys.stdout.flush()
+
+
+def run_logs(args: argparse.Namespace, database: Path) -> int:
+    try:
+        reader = StoreReader(database)
+    except StoreMissingError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    since_ts = time.time() - parse_duration(args.since) if args.since else None
+    if args.audit:
+        for audit in reversed(reader.audit_rows(since_ts=since_ts, limit=args.limit)):
+            line = orjson.dumps(
+                {name: getattr(audit, name) for name in audit.__dataclass_fields__}, default=str
+            ).decode()
+            print(line)
+        return 0
+    filters = {"container": args.container, "provider": args.provider, "level": args.level}
+    rows = reader.recent_requests(**filters, since_ts=since_ts, limit=args.limit)
+    rows.reverse()  # oldest first, like a log
+    _print(rows, args.json)
+    if not args.follow:
+        return 0
+    last = max((r.rowid for r in rows), default=reader.max_rowid())
+    try:
+        while True:
+            time.sleep(_FOLLOW_POLL_S)
+            fresh = reader.recent_requests(**filters, after_rowid=last, limit=1000)
+            if fresh:
+                _print(fresh, args.json)
+                last = fresh[-1].rowid
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,136 @@
+"""The seam every provider adapter sits behind: one interface, OpenAI-shaped data in and out.
+
+Adapters translate an OpenAI chat body to their wire format and back, and own the transport to
+one upstream. They never decide where a request goes; the gateway hands them an endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+# Statuses after which another candidate may be tried (nothing reached the client yet).
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts as the upstream reported them (never estimated)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_openai(self) -> JSON:
+        usage: JSON = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return usage
+
+    @classmethod
+    def from_openai(cls, usage: JSON | None) -> Usage:
+        if not usage:
+            return cls()
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        )
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    """A complete OpenAI `chat.completion` body and the usage parsed from it."""
+
+    body: JSON
+    usage: Usage
+    raw: bytes | None = None  # the upstream bytes, when they can be forwarded unchanged
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    body: JSON
+    usage: Usage
+
+
+@dataclass(slots=True)
+class Probe:
+    """What one health probe learnt about an endpoint."""
+
+    healthy: bool
+    latency_ms: float
+    error: str | None = None
+    loaded_models: list[JSON] = field(default_factory=list)
+    models: list[str] | None = None
+
+
+class UpstreamError(Exception):
+    """An upstream failed; carries what the client should see in OpenAI's error shape.
+
+    `retryable` says whether another candidate may be tried: connection errors, timeouts,
+    429 and 5xx are; a 400 about the request itself is not (every upstream would refuse it).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "upstream_error",
+        code: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        mid_stream: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.retryable = status in RETRYABLE_STATUSES if retryable is None else retryable
+        self.retry_after = retry_after
+        self.mid_stream = mid_stream
+
+    def __repr__(self) -> str:
+        return f"UpstreamError({self.status}, {self.message!r})"
+
+
+class Provider(Protocol):
+    """One provider's adapter. `endpoint` is the base URL of the upstream to use."""
+
+    name: str
+
+    async def chat(self, endpoint: str, body: JSON) -> ChatResponse: ...
+
+    def stream(self, endpoint: str, body: JSON) -> AsyncIterator[JSON]:
+        """Yield OpenAI `chat.completion.chunk` dicts; the last one carries `usage`.
+
+        Raises UpstreamError before the first chunk for an HTTP error, and with
+        `mid_stream=True` when the upstream fails after chunks were yielded.
+        """
+        ...
+
+    async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse: ...
+
+    async def list_models(self, endpoint: str) -> list[str]: ...
+
+    async def probe(self, endpoint: str) -> Probe: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,136 @@
+"""Shared by the adapters: one pooled httpx client per upstream, errors as UpstreamError."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+
+from omen.providers.base import JSON, UpstreamError
+from omen.providers.transport import FastTransport
+
+ErrorMapper = Callable[[int, bytes, httpx.Headers], UpstreamError]
+
+
+class UpstreamClients:
+    """Owns one httpx client per upstream base URL, with the provider's timeouts."""
+
+    def __init__(self, *, timeout: float, connect_timeout: float) -> None:
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout, pool=timeout)
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def get(self, base_url: str) -> httpx.AsyncClient:
+        client = self._clients.get(base_url)
+        if client is None:
+            client = httpx.AsyncClient(
+                base_url=base_url, timeout=self._timeout, transport=FastTransport()
+            )
+            self._clients[base_url] = client
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+def transport_error(exc: httpx.HTTPError, where: str) -> UpstreamError:
+    """A failure to talk to the upstream at all: connection refused, reset, timeout."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(504, f"{where}: upstream timed out ({exc})", type_="timeout")
+    return UpstreamError(502, f"{where}: {exc or type(exc).__name__}", type_="upstream_unreachable")
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    for name in ("retry-after-ms", "retry-after"):
+        value = headers.get(name)
+        if value:
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None
+            return seconds / 1000 if name == "retry-after-ms" else seconds
+    return None
+
+
+def loads(data: bytes, where: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(502, f"{where}: upstream sent invalid JSON") from None
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    path: str,
+    payload: JSON,
+    *,
+    headers: dict[str, str],
+    where: str,
+    on_error: ErrorMapper,
+    params: dict[str, str] | None = None,
+) -> tuple[bytes, httpx.Response]:
+    """POST a JSON body and return the raw response bytes; non-2xx raises via `on_error`."""
+    try:
+        response = await client.post(
+            path, content=orjson.dumps(payload), headers=headers, params=params
+        )
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, where) from exc
+    if response.status_code >= 400:
+        raise on_error(response.status_code, response.content, response.headers)
+    return response.content, response
+
+
+@asynccontextmanager
+async def open_stream(
+    client: httpx.AsyncClient,
+    path: str,
+    payload: JSON,
+    *,
+    headers: dict[str, str],
+    where: str,
+    on_error: ErrorMapper,
+    params: dict[str, str] | None = None,
+) -> AsyncIterator[httpx.Response]:
+    """Open a streamed POST; errors before the body starts are raised as UpstreamError."""
+    request = client.build_request(
+        "POST", path, content=orjson.dumps(payload), headers=headers, params=params
+    )
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, where) from exc
+    try:
+        if response.status_code >= 400:
+            try:
+                body = await response.aread()
+            except httpx.HTTPError:
+                body = b""
+            raise on_error(response.status_code, body, response.headers)
+        yield response
+    finally:
+        await response.aclose()
+
+
+async def iter_lines(response: httpx.Response, where: str) -> AsyncIterator[bytes]:
+    """Split a streamed body into lines (LF or CRLF), raising mid-stream failures clearly."""
+    buffer = b""
+    try:
+        async for chunk in response.aiter_raw():
+            buffer += chunk
+            while True:
+                cut = buffer.find(b"\n")
+                if cut < 0:
+                    break
+                line, buffer = buffer[:cut], buffer[cut + 1 :]
+                yield line.rstrip(b"\r")
+    except httpx.HTTPError as exc:
+        error = transport_error(exc, where)
+        error.mid_stream = True
+        raise error from exc
+    if buffer.strip():
+        yield buffer.rstrip(b"\r")

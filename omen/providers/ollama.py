@@ -1,0 +1,369 @@
+"""Ollama's native API (/api/chat NDJSON, /api/embed, /api/tags, /api/ps) behind the OpenAI shape.
+
+Translation is pure functions over dicts (request, response, stream chunk); `OllamaProvider`
+only moves bytes. Differences that matter: tool-call arguments are objects (OpenAI: JSON
+strings), images are bare base64 beside the text, usage is prompt_eval_count/eval_count.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from omen.providers.base import (
+    JSON,
+    ChatResponse,
+    EmbeddingResponse,
+    Probe,
+    UpstreamError,
+    Usage,
+)
+from omen.providers.http import UpstreamClients, iter_lines, loads, open_stream, post_json
+
+_OPTION_FIELDS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}
+
+
+# --- request ---------------------------------------------------------------------------
+
+
+def _image_from_url(url: str) -> str:
+    if url.startswith("data:"):
+        _, _, data = url.partition(",")
+        return data
+    raise UpstreamError(
+        400,
+        "Ollama accepts images only as data: URLs (base64); this request has an http(s) image URL",
+        type_="invalid_request_error",
+        code="unsupported_image_url",
+        retryable=True,  # another provider may fetch URLs itself
+    )
+
+
+def _message_to_ollama(message: JSON, tool_names: dict[str, str]) -> JSON:
+    role = message.get("role")
+    out: JSON = {"role": "system" if role == "developer" else role}
+    content = message.get("content")
+    if isinstance(content, list):
+        texts: list[str] = []
+        images: list[str] = []
+        for part in content:
+            kind = part.get("type")
+            if kind == "text":
+                texts.append(part.get("text", ""))
+            elif kind == "image_url":
+                image = part.get("image_url") or {}
+                images.append(_image_from_url(image.get("url", "")))
+        out["content"] = "\n".join(texts)
+        if images:
+            out["images"] = images
+    else:
+        out["content"] = content or ""
+    calls = message.get("tool_calls")
+    if calls:
+        out["tool_calls"] = []
+        for index, call in enumerate(calls):
+            function = call.get("function") or {}
+            arguments = function.get("arguments") or "{}"
+            try:
+                parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
+            except orjson.JSONDecodeError:
+                parsed = {}
+            tool_names[call.get("id", "")] = function.get("name", "")
+            out["tool_calls"].append(
+                {"function": {"index": index, "name": function.get("name"), "arguments": parsed}}
+            )
+    if role == "tool":
+        name = tool_names.get(message.get("tool_call_id", ""))
+        if name:
+            out["tool_name"] = name
+    return out
+
+
+def to_ollama_chat(body: JSON, model: str, stream: bool) -> JSON:
+    """OpenAI chat body → Ollama /api/chat body."""
+    tool_names: dict[str, str] = {}
+    payload: JSON = {
+        "model": model,
+        "messages": [_message_to_ollama(m, tool_names) for m in body.get("messages", [])],
+        "stream": stream,
+    }
+    if body.get("tools"):
+        payload["tools"] = body["tools"]
+    options: JSON = {}
+    for openai_name, ollama_name in _OPTION_FIELDS.items():
+        if body.get(openai_name) is not None:
+            options[ollama_name] = body[openai_name]
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    if max_tokens is not None:
+        options["num_predict"] = max_tokens
+    stop = body.get("stop")
+    if stop:
+        options["stop"] = [stop] if isinstance(stop, str) else stop
+    if options:
+        payload["options"] = options
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_object":
+        payload["format"] = "json"
+    elif response_format.get("type") == "json_schema":
+        payload["format"] = (response_format.get("json_schema") or {}).get("schema", "json")
+    return payload
+
+
+# --- response --------------------------------------------------------------------------
+
+
+def _tool_calls_to_openai(calls: list[JSON], start: int = 0) -> list[JSON]:
+    out = []
+    for offset, call in enumerate(calls):
+        function = call.get("function") or {}
+        arguments = function.get("arguments", {})
+        out.append(
+            {
+                "index": function.get("index", start + offset),
+                "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+                "type": "function",
+                "function": {
+                    "name": function.get("name", ""),
+                    "arguments": arguments
+                    if isinstance(arguments, str)
+                    else orjson.dumps(arguments).decode(),
+                },
+            }
+        )
+    return out
+
+
+def usage_from_ollama(final: JSON) -> Usage:
+    return Usage(
+        prompt_tokens=int(final.get("prompt_eval_count") or 0),
+        completion_tokens=int(final.get("eval_count") or 0),
+    )
+
+
+def finish_reason(final: JSON, saw_tool_calls: bool) -> str:
+    reason = final.get("done_reason") or "stop"
+    if reason == "length":
+        return "length"
+    return "tool_calls" if saw_tool_calls else "stop"
+
+
+def from_ollama_chat(final: JSON, completion_id: str, model: str) -> ChatResponse:
+    """Ollama's final (non-streamed) object → OpenAI chat.completion."""
+    message = final.get("message") or {}
+    out_message: JSON = {
+        "role": "assistant",
+        "content": message.get("content", ""),
+        "refusal": None,
+    }
+    calls = message.get("tool_calls") or []
+    if calls:
+        out_message["tool_calls"] = [
+            {key: value for key, value in call.items() if key != "index"}
+            for call in _tool_calls_to_openai(calls)
+        ]
+    if message.get("thinking"):
+        out_message["reasoning"] = message["thinking"]
+    usage = usage_from_ollama(final)
+    body: JSON = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": final.get("model") or model,
+        "choices": [
+            {
+                "index": 0,
+                "message": out_message,
+                "logprobs": None,
+                "finish_reason": finish_reason(final, bool(calls)),
+            }
+        ],
+        "usage": usage.as_openai(),
+        "system_fingerprint": "fp_ollama",
+    }
+    return ChatResponse(body=body, usage=usage)
+
+
+class OllamaStreamTranslator:
+    """Turns Ollama NDJSON objects into OpenAI chunks, one object at a time."""
+
+    def __init__(self, completion_id: str, model: str) -> None:
+        self.completion_id = completion_id
+        self.model = model
+        self.created = int(time.time())
+        self.tool_calls = 0
+        self.usage: Usage | None = None
+
+    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
+        return {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_ollama",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    def first(self) -> JSON:
+        return self._chunk({"role": "assistant", "content": "", "refusal": None})
+
+    def feed(self, item: JSON) -> list[JSON]:
+        if "error" in item:
+            raise UpstreamError(502, f"ollama: {item['error']}", mid_stream=True)
+        chunks: list[JSON] = []
+        message = item.get("message") or {}
+        if message.get("thinking"):
+            chunks.append(self._chunk({"reasoning": message["thinking"]}))
+        if message.get("content"):
+            chunks.append(self._chunk({"content": message["content"]}))
+        calls = message.get("tool_calls") or []
+        if calls:
+            chunks.append(
+                self._chunk({"tool_calls": _tool_calls_to_openai(calls, start=self.tool_calls)})
+            )
+            self.tool_calls += len(calls)
+        if item.get("done"):
+            self.usage = usage_from_ollama(item)
+            chunks.append(self._chunk({}, finish_reason(item, self.tool_calls > 0)))
+            usage_chunk = self._chunk({})
+            usage_chunk["choices"] = []
+            usage_chunk["usage"] = self.usage.as_openai()
+            chunks.append(usage_chunk)
+        return chunks
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+def ollama_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+    try:
+        message = str(orjson.loads(body).get("error") or body.decode(errors="replace"))
+    except (orjson.JSONDecodeError, AttributeError):
+        message = body.decode(errors="replace")[:500] or f"HTTP {status}"
+    if status == 404:
+        return UpstreamError(
+            404,
+            f"ollama: {message}",
+            type_="invalid_request_error",
+            code="model_not_found",
+            retryable=True,  # another endpoint may have the model pulled
+        )
+    if status == 400:
+        return UpstreamError(400, f"ollama: {message}", type_="invalid_request_error")
+    return UpstreamError(status if status >= 500 else 502, f"ollama: {message}")
+
+
+# --- transport -------------------------------------------------------------------------
+
+
+class OllamaProvider:
+    """Adapter for one Ollama provider table; `endpoint` selects the box."""
+
+    def __init__(self, name: str, *, timeout: float, connect_timeout: float) -> None:
+        self.name = name
+        self._clients = UpstreamClients(timeout=timeout, connect_timeout=connect_timeout)
+
+    async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
+        model = body["model"]
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            "/api/chat",
+            to_ollama_chat(body, model, stream=False),
+            headers={"content-type": "application/json"},
+            where=f"ollama {endpoint}",
+            on_error=ollama_error,
+        )
+        final = loads(raw, f"ollama {endpoint}")
+        if "error" in final:
+            raise UpstreamError(502, f"ollama: {final['error']}")
+        return from_ollama_chat(final, f"chatcmpl-{uuid.uuid4().hex[:24]}", model)
+
+    async def stream(self, endpoint: str, body: JSON) -> AsyncIterator[JSON]:
+        model = body["model"]
+        translator = OllamaStreamTranslator(f"chatcmpl-{uuid.uuid4().hex[:24]}", model)
+        where = f"ollama {endpoint}"
+        async with open_stream(
+            self._clients.get(endpoint),
+            "/api/chat",
+            to_ollama_chat(body, model, stream=True),
+            headers={"content-type": "application/json"},
+            where=where,
+            on_error=ollama_error,
+        ) as response:
+            started = False
+            async for line in iter_lines(response, where):
+                if not line:
+                    continue
+                item = loads(line, where)
+                chunks = translator.feed(item)
+                if not started:
+                    # The role delta goes out with the first real line, so an error line
+                    # that comes first still counts as "before the first byte".
+                    started = True
+                    yield translator.first()
+                for chunk in chunks:
+                    yield chunk
+                if item.get("done"):
+                    return
+        raise UpstreamError(502, f"{where}: stream ended without a final message", mid_stream=True)
+
+    async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
+        model = body["model"]
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            "/api/embed",
+            {"model": model, "input": body.get("input", "")},
+            headers={"content-type": "application/json"},
+            where=f"ollama {endpoint}",
+            on_error=ollama_error,
+        )
+        result = loads(raw, f"ollama {endpoint}")
+        usage = Usage(prompt_tokens=int(result.get("prompt_eval_count") or 0))
+        data = [
+            {"object": "embedding", "index": index, "embedding": vector}
+            for index, vector in enumerate(result.get("embeddings") or [])
+        ]
+        out = {
+            "object": "list",
+            "data": data,
+            "model": result.get("model") or model,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens},
+        }
+        return EmbeddingResponse(body=out, usage=usage)
+
+    async def _get(self, endpoint: str, path: str) -> Any:
+        try:
+            response = await self._clients.get(endpoint).get(path)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(502, f"ollama {endpoint}: {exc or type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            raise ollama_error(response.status_code, response.content, response.headers)
+        return loads(response.content, f"ollama {endpoint}")
+
+    async def list_models(self, endpoint: str) -> list[str]:
+        tags = await self._get(endpoint, "/api/tags")
+        return [m.get("name") or m.get("model") for m in tags.get("models") or []]
+
+    async def probe(self, endpoint: str) -> Probe:
+        """/api/ps is cheap and says which models are loaded (in VRAM) right now."""
+        started = time.perf_counter()
+        try:
+            ps = await self._get(endpoint, "/api/ps")
+        except UpstreamError as exc:
+            return Probe(False, (time.perf_counter() - started) * 1000, error=exc.message)
+        return Probe(
+            True, (time.perf_counter() - started) * 1000, loaded_models=list(ps.get("models") or [])
+        )
+
+    async def aclose(self) -> None:
+        await self._clients.aclose()

@@ -1,0 +1,197 @@
+"""The OpenAI chat wire format, as spoken by OpenAI, xAI and Azure OpenAI.
+
+Bodies pass through nearly untouched; what changes: Omen's routing hints (`metadata`) stay
+home, streams always ask for usage (so spend is exact even when the client did not ask),
+Azure addresses deployments and sends its empty prompt-filter chunk first, which is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import httpx
+import orjson
+
+from omen.providers.base import JSON, ChatResponse, EmbeddingResponse, Probe, UpstreamError, Usage
+from omen.providers.http import (
+    UpstreamClients,
+    iter_lines,
+    loads,
+    open_stream,
+    parse_retry_after,
+    post_json,
+)
+
+Flavour = Literal["openai", "xai", "azure"]
+
+
+def upstream_body(body: JSON, *, stream: bool) -> JSON:
+    """The client's body as the upstream should see it."""
+    payload = {key: value for key, value in body.items() if key != "metadata"}
+    if stream:
+        options = dict(payload.get("stream_options") or {})
+        options["include_usage"] = True
+        payload["stream"] = True
+        payload["stream_options"] = options
+    else:
+        payload.pop("stream", None)
+        payload.pop("stream_options", None)
+    return payload
+
+
+def openai_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+    """Map an upstream error response to what Omen's client should see."""
+    try:
+        error = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        message = str(error.get("message") or f"HTTP {status}")
+        code = error.get("code")
+        code = str(code) if code is not None else None
+        type_ = error.get("type") or "upstream_error"
+    else:
+        message = str(error) if error else body.decode(errors="replace")[:500] or f"HTTP {status}"
+        code, type_ = None, "upstream_error"
+    retry_after = parse_retry_after(headers)
+    if status in (401, 403):
+        # The upstream refused Omen's own credentials: not the client's fault, and another
+        # provider may still answer.
+        return UpstreamError(
+            502,
+            f"upstream rejected Omen's credentials ({status}): {message}",
+            type_="upstream_auth_error",
+            code=code,
+            retryable=True,
+        )
+    if status == 404:
+        return UpstreamError(
+            404,
+            message,
+            type_="invalid_request_error",
+            code=code or "model_not_found",
+            retryable=True,
+        )
+    if status in (400, 413, 422):
+        return UpstreamError(status, message, type_=str(type_), code=code, retryable=False)
+    return UpstreamError(status, message, type_=str(type_), code=code, retry_after=retry_after)
+
+
+class OpenAIProvider:
+    """Adapter for OpenAI-format upstreams; `endpoint` is the base URL (with /v1 for OpenAI)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        flavour: Flavour = "openai",
+        api_key: str | None,
+        timeout: float,
+        connect_timeout: float,
+        api_version: str = "2024-10-21",
+        deployments: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.flavour = flavour
+        self._api_version = api_version
+        self._deployments = deployments or {}
+        self._clients = UpstreamClients(timeout=timeout, connect_timeout=connect_timeout)
+        self._headers = {"content-type": "application/json"}
+        if api_key:
+            if flavour == "azure":
+                self._headers["api-key"] = api_key
+            else:
+                self._headers["authorization"] = f"Bearer {api_key}"
+
+    def _route(self, model: str, operation: str) -> tuple[str, dict[str, str] | None]:
+        if self.flavour == "azure":
+            deployment = self._deployments.get(model, model)
+            return (
+                f"/openai/deployments/{deployment}/{operation}",
+                {"api-version": self._api_version},
+            )
+        return f"/{operation}", None
+
+    async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
+        path, params = self._route(body["model"], "chat/completions")
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            path,
+            upstream_body(body, stream=False),
+            headers=self._headers,
+            params=params,
+            where=f"{self.name} {endpoint}",
+            on_error=openai_error,
+        )
+        data = loads(raw, f"{self.name} {endpoint}")
+        if not isinstance(data, dict) or "choices" not in data:
+            raise UpstreamError(502, f"{self.name}: upstream answer has no choices")
+        return ChatResponse(body=data, usage=Usage.from_openai(data.get("usage")), raw=raw)
+
+    async def stream(self, endpoint: str, body: JSON) -> AsyncIterator[JSON]:
+        where = f"{self.name} {endpoint}"
+        path, params = self._route(body["model"], "chat/completions")
+        async with open_stream(
+            self._clients.get(endpoint),
+            path,
+            upstream_body(body, stream=True),
+            headers=self._headers,
+            params=params,
+            where=where,
+            on_error=openai_error,
+        ) as response:
+            async for line in iter_lines(response, where):
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments, `event:` lines
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return
+                chunk = loads(data, where)
+                if "error" in chunk:
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else str(error)
+                    raise UpstreamError(502, f"{where}: {message}", mid_stream=True)
+                if not chunk.get("choices") and not chunk.get("usage"):
+                    continue  # Azure's prompt-filter preamble
+                yield chunk
+        # Upstreams that omit [DONE] (some OpenAI-compatible servers) just end here.
+
+    async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
+        path, params = self._route(body["model"], "embeddings")
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            path,
+            {key: value for key, value in body.items() if key != "metadata"},
+            headers=self._headers,
+            params=params,
+            where=f"{self.name} {endpoint}",
+            on_error=openai_error,
+        )
+        data = loads(raw, f"{self.name} {endpoint}")
+        return EmbeddingResponse(body=data, usage=Usage.from_openai(data.get("usage")))
+
+    async def list_models(self, endpoint: str) -> list[str]:
+        if self.flavour == "azure":
+            return list(self._deployments)
+        try:
+            response = await self._clients.get(endpoint).get("/models", headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(502, f"{self.name} {endpoint}: {exc}") from exc
+        if response.status_code >= 400:
+            raise openai_error(response.status_code, response.content, response.headers)
+        data = loads(response.content, f"{self.name} {endpoint}")
+        return [model["id"] for model in data.get("data") or []]
+
+    async def probe(self, endpoint: str) -> Probe:
+        """GET /models costs no tokens and proves the key and the network path."""
+        started = time.perf_counter()
+        try:
+            await self.list_models(endpoint)
+        except UpstreamError as exc:
+            return Probe(False, (time.perf_counter() - started) * 1000, error=exc.message)
+        return Probe(True, (time.perf_counter() - started) * 1000)
+
+    async def aclose(self) -> None:
+        await self._clients.aclose()

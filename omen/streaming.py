@@ -1,0 +1,206 @@
+"""Streamed chat: failover until the first chunk, then a pump that owns the upstream stream.
+
+The pump is a task of its own, so a client that hangs up does not stop it: it reads the
+upstream to the end (bounded by the provider's timeout) to learn the real usage, and records
+the request with its exact cost either way. The client's side only reads from a queue.
+After the first byte reached the client nothing is resent; an upstream failure then ends
+the stream with an OpenAI-style error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+
+from omen.errors import ApiError
+from omen.fleet import EndpointState
+from omen.gateway import Attempt, CallContext, Gateway
+from omen.providers import JSON, UpstreamError, Usage
+from omen.routing import Candidate, RouteDecision
+
+log = logging.getLogger("omen.stream")
+
+DONE = b"data: [DONE]\n\n"
+
+
+def sse(chunk: JSON) -> bytes:
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+class StreamPump:
+    def __init__(
+        self,
+        gateway: Gateway,
+        ctx: CallContext,
+        decision: RouteDecision,
+        candidate: Candidate,
+        state: EndpointState,
+        upstream: AsyncIterator[JSON],
+        first: JSON,
+        attempts: list[Attempt],
+        began: float,
+    ) -> None:
+        self.gateway = gateway
+        self.ctx = ctx
+        self.decision = decision
+        self.candidate = candidate
+        self.state = state
+        self.upstream = upstream
+        self.first = first
+        self.attempts = attempts
+        self.began = began
+        self.ttft_ms = ctx.elapsed_ms()
+        options = ctx.body.get("stream_options") or {}
+        self.include_usage = bool(options.get("include_usage"))
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.client_closed = False
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._pump())
+        self.gateway.track(self.task)
+
+    async def _pump(self) -> None:
+        usage: Usage | None = None
+        model = self.candidate.model
+        error: UpstreamError | None = None
+        try:
+            chunk: JSON | None = self.first
+            while chunk is not None:
+                if chunk.get("model"):
+                    model = chunk["model"]
+                if chunk.get("usage"):
+                    usage = Usage.from_openai(chunk["usage"])
+                if not chunk.get("choices"):
+                    if self.include_usage:
+                        self.queue.put_nowait(sse(chunk))
+                else:
+                    if not self.include_usage:
+                        chunk.pop("usage", None)
+                    self.queue.put_nowait(sse(chunk))
+                chunk = await anext(self.upstream, None)
+            self.queue.put_nowait(DONE)
+        except UpstreamError as exc:
+            error = exc
+        except Exception as exc:  # a broken upstream must still end the client's stream
+            log.exception("stream pump failed", extra={"request_id": self.ctx.request_id})
+            error = UpstreamError(502, f"{self.candidate.provider}: {exc}", mid_stream=True)
+        finally:
+            self.state.in_flight -= 1
+            if error is not None:
+                self.queue.put_nowait(
+                    sse(
+                        {
+                            "error": {
+                                "message": error.message,
+                                "type": error.type,
+                                "param": None,
+                                "code": error.code or "upstream_stream_error",
+                            }
+                        }
+                    )
+                )
+                self.gateway.report_failure(self.state, error)
+            else:
+                self.gateway.fleet.record_success(self.state, _ms(self.began), self.ttft_ms)
+            self.queue.put_nowait(None)
+            self._record(usage, model, error)
+
+    def _record(self, usage: Usage | None, model: str, error: UpstreamError | None) -> None:
+        status = 200
+        self.attempts.append(
+            Attempt(self.candidate, 200, error.message if error else None, _ms(self.began))
+        )
+        final = usage or Usage()
+        cost = self.gateway.price(self.candidate.provider, final)
+        message = None
+        if error is not None:
+            message = f"stream ended by upstream error after first byte: {error.message}"
+        elif usage is None:
+            message = "upstream stream carried no usage; tokens unknown"
+        self.gateway.record(
+            self.ctx,
+            self.decision,
+            self.candidate,
+            status,
+            final,
+            cost,
+            attempts=self.attempts,
+            error=message,
+            ttft_ms=self.ttft_ms,
+            client_closed=self.client_closed,
+            model=model,
+        )
+
+    async def body(self) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            while True:
+                item = await self.queue.get()
+                if item is None:
+                    finished = True
+                    return
+                yield item
+        finally:
+            if not finished:
+                self.client_closed = True
+
+
+async def open_stream(gateway: Gateway, ctx: CallContext) -> StreamPump:
+    """Route and open the upstream stream, failing over until one yields its first chunk."""
+    decision = gateway.decide(ctx, gateway.fleet.chat_models())
+    attempts: list[Attempt] = []
+    last: UpstreamError | None = None
+    deadline = time.monotonic() + gateway.failover_timeout
+    for candidate in decision.candidates[: gateway.max_attempts]:
+        state = gateway.fleet.endpoints[(candidate.provider, candidate.endpoint)]
+        provider = gateway.fleet.providers[candidate.provider]
+        body = dict(ctx.body)
+        body["model"] = candidate.model
+        began = time.perf_counter()
+        state.in_flight += 1
+        upstream = provider.stream(candidate.url, body)
+        try:
+            first = await anext(upstream)
+        except (UpstreamError, StopAsyncIteration) as exc:
+            state.in_flight -= 1
+            await _close(upstream)
+            if isinstance(exc, StopAsyncIteration):
+                exc = UpstreamError(502, f"{candidate.provider}: empty stream")
+            attempts.append(Attempt(candidate, exc.status, exc.message, _ms(began)))
+            gateway.report_failure(state, exc)
+            last = exc
+            if not exc.retryable or time.monotonic() > deadline:
+                break
+            continue
+        except BaseException:
+            state.in_flight -= 1
+            await _close(upstream)
+            raise
+        pump = StreamPump(
+            gateway, ctx, decision, candidate, state, upstream, first, attempts, began
+        )
+        pump.start()
+        return pump
+    error: ApiError = gateway.exhausted(decision, attempts, last)
+    gateway.record(
+        ctx, decision, None, error.status, Usage(), 0.0, attempts=attempts, error=error.message
+    )
+    raise error
+
+
+async def _close(upstream: AsyncIterator[JSON]) -> None:
+    aclose = getattr(upstream, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # closing a failed stream must not mask the failure
+            log.debug("closing a failed upstream stream raised", exc_info=True)
+
+
+def _ms(began: float) -> float:
+    return (time.perf_counter() - began) * 1000

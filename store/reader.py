@@ -1,0 +1,441 @@
+"""StoreReader: read-only, bounded queries for `omen logs`, `omen tui` and daemon startup.
+
+Every query is driven by an index and capped with LIMIT (or reads a rollup), so its cost
+does not grow with the request table. The connection is opened read-only; one reader may
+be shared by worker threads (calls are serialised by a lock).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from store.errors import StoreError, StoreMissingError
+from store.records import LEVELS, Level
+from store.rollups import hour_name
+from store.rows import (
+    AuditRow,
+    BudgetChangeRow,
+    BudgetOverrideRow,
+    ContainerSpend,
+    DrainRow,
+    GpuRow,
+    HealthRow,
+    MinuteTraffic,
+    RequestRow,
+    SpendDailyRow,
+    SpendTotals,
+)
+from store.schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION
+
+# In RequestRecord's field order, then the rowid.
+_REQUEST_COLUMNS = (
+    "id, ts, container, key_id, kind, requested_model, model, provider, endpoint, intent, "
+    "strategy, stream, status, latency_ms, ttft_ms, prompt_tokens, completion_tokens, "
+    "cached_tokens, reasoning_tokens, cost_usd, reason, decision, error, trace_id, replay_of, "
+    "client_closed, seq"
+)
+_TOTALS = (
+    "sum(requests), sum(errors), sum(prompt_tokens), sum(completion_tokens), "
+    "sum(cost_usd), sum(latency_ms_sum)"
+)
+_HEALTH_COLUMNS = "ts, provider, endpoint, healthy, latency_ms, error, in_flight"
+_GPU_COLUMNS = (
+    "ts, provider, endpoint, loaded_models, vram_used_bytes, vram_total_bytes, "
+    "gpu_util_percent, in_flight"
+)
+
+Params = Sequence[Any]
+
+
+class StoreReader:
+    """Read-only access to the store file written by `omen serve`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreMissingError(str(path))
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA query_only = ON")
+            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the store at {path}: {exc}") from exc
+        if version == 0:
+            self._conn.close()
+            raise StoreMissingError(str(path))
+        if version < SCHEMA_VERSION:
+            self._conn.close()
+            raise StoreError(
+                f"the store at {path} has schema version {version}, this omen reads "
+                f"{SCHEMA_VERSION}: start `omen serve` once to migrate it"
+            )
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> StoreReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests ------------------------------------------------------------------------
+
+    def recent_requests(
+        self,
+        *,
+        container: str | None = None,
+        provider: str | None = None,
+        level: Level | None = None,
+        since_ts: float | None = None,
+        after_rowid: int | None = None,
+        limit: int = 100,
+    ) -> list[RequestRow]:
+        """Requests matching every given filter; `level` is a minimum ("warn": warn + error).
+
+        Without `after_rowid`: the newest `limit` rows, newest first (by start time).
+        With it: rows inserted after that rowid, oldest first — what `logs --follow` polls
+        with the largest rowid it has seen (`max_rowid()` to start from now).
+        """
+        filters: list[str] = []
+        params: list[Any] = []
+        if container is not None:
+            filters.append("container = ?")
+            params.append(container)
+        if provider is not None:
+            filters.append("provider = ?")
+            params.append(provider)
+        if since_ts is not None:
+            filters.append("ts >= ?")
+            params.append(since_ts)
+        levels = _levels_at_least(level)
+
+        if after_rowid is not None:
+            # Walk the rowid range only: its size is what arrived since the last poll.
+            if levels is not None:
+                filters.append(f"level IN ({', '.join('?' * len(levels))})")
+                params.extend(levels)
+            filters.append("seq > ?")
+            params.append(after_rowid)
+            sql = (
+                f"SELECT {_REQUEST_COLUMNS} FROM requests NOT INDEXED "
+                f"WHERE {' AND '.join(filters)} ORDER BY seq LIMIT ?"
+            )
+            return self._request_rows(sql, [*params, limit])
+
+        if levels is None:
+            return self._request_rows(_newest_first(filters), [*params, limit])
+        # One index range per level (the partial indexes), merged newest first.
+        per_level = [
+            self._request_rows(
+                _newest_first([*filters, "level = ?", "level <> 'info'"]),
+                [*params, one_level, limit],
+            )
+            for one_level in levels
+        ]
+        merged = heapq.merge(*per_level, key=lambda row: (row.ts, row.rowid), reverse=True)
+        return [row for row, _ in zip(merged, range(limit), strict=False)]
+
+    def get_request(self, request_id: str) -> RequestRow | None:
+        rows = self._request_rows(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", [request_id]
+        )
+        return rows[0] if rows else None
+
+    def get_request_body(self, request_id: str) -> dict[str, Any] | None:
+        """The stored (redacted) body of a request, or None if not kept or pruned."""
+        row = self._one("SELECT body FROM request_bodies WHERE request_id = ?", [request_id])
+        if row is None:
+            return None
+        body: dict[str, Any] = orjson.loads(row[0])
+        return body
+
+    def replays_of(self, request_id: str, limit: int = 100) -> list[RequestRow]:
+        """Requests that replayed `request_id`, oldest first."""
+        return self._request_rows(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE replay_of = ? ORDER BY ts LIMIT ?",
+            [request_id, limit],
+        )
+
+    def max_rowid(self) -> int:
+        row = self._one("SELECT max(seq) FROM requests", [])
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # -- spend (rollups only) ------------------------------------------------------------
+
+    def spend_by_container(
+        self, since_day: str, until_day: str | None = None
+    ) -> list[ContainerSpend]:
+        """Totals per container over UTC days since_day..until_day (inclusive)."""
+        sql = f"SELECT container, {_TOTALS} FROM spend_daily WHERE day >= ?"
+        params: list[Any] = [since_day]
+        if until_day is not None:
+            sql += " AND day <= ?"
+            params.append(until_day)
+        # "+container": group after the day-range search, not by walking every day ever.
+        sql += " GROUP BY +container ORDER BY container"
+        return [ContainerSpend(row[0], _totals(row[1:])) for row in self._all(sql, params)]
+
+    def spend_daily_rows(
+        self, *, since_day: str, container: str | None = None, until_day: str | None = None
+    ) -> list[SpendDailyRow]:
+        sql = (
+            "SELECT day, container, provider, model, requests, errors, prompt_tokens, "
+            "completion_tokens, cost_usd, latency_ms_sum FROM spend_daily WHERE day >= ?"
+        )
+        params: list[Any] = [since_day]
+        if container is not None:
+            sql += " AND container = ?"
+            params.append(container)
+        if until_day is not None:
+            sql += " AND day <= ?"
+            params.append(until_day)
+        sql += " ORDER BY day, container, provider, model"
+        return [
+            SpendDailyRow(row[0], row[1], row[2], row[3], _totals(row[4:]))
+            for row in self._all(sql, params)
+        ]
+
+    def spend_window(self, container: str | None, since_ts: float) -> SpendTotals:
+        """Exact totals of requests started at or after `since_ts` (all containers if None).
+
+        Whole hours come from spend_hourly; the partial first hour from the requests
+        index, so the cost is bounded by one hour of that container's requests.
+        """
+        first_full_hour = math.ceil(since_ts / 3600) * 3600
+        hourly_sql = f"SELECT {_TOTALS} FROM spend_hourly WHERE hour >= ?"
+        edge_sql = (
+            "SELECT count(*), sum(level = 'error'), sum(prompt_tokens), "
+            "sum(completion_tokens), sum(cost_usd), sum(latency_ms) FROM requests "
+            "WHERE ts >= ? AND ts < ?"
+        )
+        hourly_params: list[Any] = [hour_name(first_full_hour)]
+        edge_params: list[Any] = [since_ts, first_full_hour]
+        if container is not None:
+            hourly_sql += " AND container = ?"
+            edge_sql += " AND container = ?"
+            hourly_params.append(container)
+            edge_params.append(container)
+        total = _totals(self._one(hourly_sql, hourly_params) or ())
+        if first_full_hour > since_ts:
+            edge = _totals(self._one(edge_sql, edge_params) or ())
+            total = _add(total, edge)
+        return total
+
+    def requests_per_minute(
+        self, since_ts: float, container: str | None = None
+    ) -> list[MinuteTraffic]:
+        """Requests, errors and cost per minute since `since_ts`, oldest first.
+
+        Minutes without traffic are absent; retention is the samples' keep time.
+        """
+        sql = (
+            "SELECT minute, sum(requests), sum(errors), sum(cost_usd) FROM spend_minutely "
+            "WHERE minute >= ?"
+        )
+        params: list[Any] = [int(since_ts // 60) * 60]
+        if container is not None:
+            sql += " AND container = ?"
+            params.append(container)
+        sql += " GROUP BY minute ORDER BY minute"
+        return [
+            MinuteTraffic(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+            for row in self._all(sql, params)
+        ]
+
+    def traffic_by_provider(self, since_ts: float) -> dict[str, SpendTotals]:
+        """Totals per provider since `since_ts` (minute resolution), for error rates."""
+        sql = f"SELECT provider, {_TOTALS} FROM spend_minutely WHERE minute >= ? GROUP BY provider"
+        rows = self._all(sql, [int(since_ts // 60) * 60])
+        return {row[0]: _totals(row[1:]) for row in rows}
+
+    # -- health and GPU ------------------------------------------------------------------
+
+    def latest_health(self) -> list[HealthRow]:
+        """The newest sample of every endpoint (kept by the writer in health_latest)."""
+        rows = self._all(
+            f"SELECT {_HEALTH_COLUMNS} FROM health_latest ORDER BY provider, endpoint", []
+        )
+        return [_health_row(row) for row in rows]
+
+    def health_history(
+        self, provider: str, endpoint: str, since_ts: float, limit: int = 1000
+    ) -> list[HealthRow]:
+        """The newest `limit` samples since `since_ts`, oldest first (ready to plot)."""
+        rows = self._all(
+            f"SELECT {_HEALTH_COLUMNS} FROM health_samples "
+            "WHERE provider = ? AND endpoint = ? AND ts >= ? ORDER BY ts DESC LIMIT ?",
+            [provider, endpoint, since_ts, limit],
+        )
+        return [_health_row(row) for row in reversed(rows)]
+
+    def latest_gpu(self) -> list[GpuRow]:
+        rows = self._all(f"SELECT {_GPU_COLUMNS} FROM gpu_latest ORDER BY provider, endpoint", [])
+        return [_gpu_row(row) for row in rows]
+
+    def gpu_history(
+        self, provider: str, endpoint: str, since_ts: float, limit: int = 1000
+    ) -> list[GpuRow]:
+        """The newest `limit` GPU samples since `since_ts`, oldest first."""
+        rows = self._all(
+            f"SELECT {_GPU_COLUMNS} FROM gpu_samples "
+            "WHERE provider = ? AND endpoint = ? AND ts >= ? ORDER BY ts DESC LIMIT ?",
+            [provider, endpoint, since_ts, limit],
+        )
+        return [_gpu_row(row) for row in reversed(rows)]
+
+    # -- operator state and audit --------------------------------------------------------
+
+    def drains(self) -> dict[tuple[str, str], DrainRow]:
+        """Persisted drain state of every endpoint ever drained (drained False once undone)."""
+        rows = self._all("SELECT provider, endpoint, drained, reason, actor, ts FROM drains", [])
+        return {
+            (row[0], row[1]): DrainRow(row[0], row[1], bool(row[2]), row[3], row[4], row[5])
+            for row in rows
+        }
+
+    def budget_overrides(self) -> dict[str, BudgetOverrideRow]:
+        rows = self._all(
+            "SELECT container, daily, weekly, monthly, ts, actor FROM budget_overrides", []
+        )
+        return {row[0]: BudgetOverrideRow(*row) for row in rows}
+
+    def budget_changes(
+        self, container: str | None = None, limit: int = 100
+    ) -> list[BudgetChangeRow]:
+        """Budget change history, newest first."""
+        sql = "SELECT id, ts, container, before, after, actor FROM budget_changes"
+        params: list[Any] = []
+        if container is not None:
+            sql += " WHERE container = ?"
+            params.append(container)
+        sql += " ORDER BY ts DESC LIMIT ?"
+        rows = self._all(sql, [*params, limit])
+        return [
+            BudgetChangeRow(
+                row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), row[5]
+            )
+            for row in rows
+        ]
+
+    def audit_rows(self, *, since_ts: float | None = None, limit: int = 100) -> list[AuditRow]:
+        """Audit rows, newest first."""
+        sql = "SELECT id, ts, actor, action, target, before, after, detail FROM audit"
+        params: list[Any] = []
+        if since_ts is not None:
+            sql += " WHERE ts >= ?"
+            params.append(since_ts)
+        sql += " ORDER BY ts DESC LIMIT ?"
+        return [
+            AuditRow(row[0], row[1], row[2], row[3], row[4], _json(row[5]), _json(row[6]), row[7])
+            for row in self._all(sql, [*params, limit])
+        ]
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _all(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"store query failed: {exc}") from exc
+
+    def _one(self, sql: str, params: Params) -> tuple[Any, ...] | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _request_rows(self, sql: str, params: Params) -> list[RequestRow]:
+        return [_request_row(row) for row in self._all(sql, params)]
+
+
+def _newest_first(filters: list[str]) -> str:
+    where = f"WHERE {' AND '.join(filters)} " if filters else ""
+    return f"SELECT {_REQUEST_COLUMNS} FROM requests {where}ORDER BY ts DESC, seq DESC LIMIT ?"
+
+
+def _levels_at_least(level: Level | None) -> list[Level] | None:
+    """The levels a minimum selects; None when it selects everything."""
+    if level is None or level == "info":
+        return None
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+    return list(LEVELS[LEVELS.index(level) :])
+
+
+def _request_row(row: tuple[Any, ...]) -> RequestRow:
+    return RequestRow(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        bool(row[11]),
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+        row[16],
+        row[17],
+        row[18],
+        row[19],
+        row[20],
+        _json(row[21]),
+        row[22],
+        row[23],
+        row[24],
+        bool(row[25]),
+        rowid=row[26],
+    )
+
+
+def _health_row(row: tuple[Any, ...]) -> HealthRow:
+    return HealthRow(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+
+
+def _gpu_row(row: tuple[Any, ...]) -> GpuRow:
+    return GpuRow(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7])
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _totals(row: Sequence[Any]) -> SpendTotals:
+    if not row or row[0] is None:
+        return SpendTotals()
+    return SpendTotals(
+        requests=int(row[0]),
+        errors=int(row[1] or 0),
+        prompt_tokens=int(row[2] or 0),
+        completion_tokens=int(row[3] or 0),
+        cost_usd=float(row[4] or 0.0),
+        latency_ms_sum=float(row[5] or 0.0),
+    )
+
+
+def _add(a: SpendTotals, b: SpendTotals) -> SpendTotals:
+    return SpendTotals(
+        requests=a.requests + b.requests,
+        errors=a.errors + b.errors,
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        cost_usd=a.cost_usd + b.cost_usd,
+        latency_ms_sum=a.latency_ms_sum + b.latency_ms_sum,
+    )

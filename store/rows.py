@@ -1,0 +1,123 @@
+"""What the store's read queries return: one slotted dataclass per kind of row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.records import RequestRecord
+
+
+@dataclass(slots=True)
+class RequestRow(RequestRecord):
+    """A stored request: every RequestRecord column (decision parsed) plus its rowid."""
+
+    rowid: int = field(default=0, kw_only=True)
+
+
+@dataclass(slots=True)
+class SpendTotals:
+    """Counters summed over some set of requests."""
+
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms_sum: float = 0.0
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        return self.latency_ms_sum / self.requests if self.requests else None
+
+
+@dataclass(slots=True)
+class ContainerSpend:
+    container: str
+    totals: SpendTotals
+
+
+@dataclass(slots=True)
+class SpendDailyRow:
+    """One spend_daily row; provider and model are '' for requests refused before routing."""
+
+    day: str
+    container: str
+    provider: str
+    model: str
+    totals: SpendTotals
+
+
+@dataclass(slots=True)
+class MinuteTraffic:
+    minute: int  # unix time of the minute's start
+    requests: int
+    errors: int
+    cost_usd: float
+
+
+@dataclass(slots=True)
+class HealthRow:
+    ts: float
+    provider: str
+    endpoint: str
+    healthy: bool
+    latency_ms: float | None
+    error: str | None
+    in_flight: int
+
+
+@dataclass(slots=True)
+class GpuRow:
+    ts: float
+    provider: str
+    endpoint: str
+    loaded_models: list[dict[str, Any]]
+    vram_used_bytes: int | None
+    vram_total_bytes: int | None
+    gpu_util_percent: float | None
+    in_flight: int
+
+
+@dataclass(slots=True)
+class DrainRow:
+    provider: str
+    endpoint: str
+    drained: bool
+    reason: str | None
+    actor: str
+    ts: float
+
+
+@dataclass(slots=True)
+class BudgetOverrideRow:
+    """Persisted budget overrides; None for a period means the configured budget applies."""
+
+    container: str
+    daily: float | None
+    weekly: float | None
+    monthly: float | None
+    ts: float
+    actor: str
+
+
+@dataclass(slots=True)
+class BudgetChangeRow:
+    id: int
+    ts: float
+    container: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    actor: str
+
+
+@dataclass(slots=True)
+class AuditRow:
+    id: int
+    ts: float
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    detail: str | None

@@ -1,0 +1,265 @@
+"""The store's tables and their migrations; `PRAGMA user_version` is the applied version.
+
+Every query the console and CLI run is bounded by one of these indexes; the spend rollups
+exist so that nothing has to aggregate the request table. Migrations only ever append.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 5000
+
+# Each entry is one migration script; its position + 1 is the version it brings the file to.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE requests (
+        seq               INTEGER PRIMARY KEY,  -- the rowid: insertion order, used by follow
+        id                TEXT NOT NULL UNIQUE,
+        ts                REAL NOT NULL,        -- unix time the request started
+        container         TEXT NOT NULL,
+        key_id            TEXT,
+        kind              TEXT NOT NULL,
+        requested_model   TEXT NOT NULL,
+        model             TEXT,
+        provider          TEXT,
+        endpoint          TEXT,
+        intent            TEXT,
+        strategy          TEXT,
+        stream            INTEGER NOT NULL,
+        status            INTEGER NOT NULL,
+        level             TEXT NOT NULL,        -- info | warn | error
+        latency_ms        REAL NOT NULL,
+        ttft_ms           REAL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cached_tokens     INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens  INTEGER NOT NULL DEFAULT 0,
+        cost_usd          REAL NOT NULL DEFAULT 0,
+        reason            TEXT NOT NULL DEFAULT '',
+        decision          TEXT,                 -- JSON
+        error             TEXT,
+        trace_id          TEXT,
+        replay_of         TEXT,
+        client_closed     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX requests_ts ON requests (ts);
+    CREATE INDEX requests_container_ts ON requests (container, ts);
+    CREATE INDEX requests_provider_ts ON requests (provider, ts);
+    -- Warnings and errors are the minority: partial indexes keep them cheap to write and
+    -- let a level filter (alone or with a container or provider) walk only those rows.
+    CREATE INDEX requests_level_ts ON requests (level, ts) WHERE level <> 'info';
+    CREATE INDEX requests_container_level_ts ON requests (container, level, ts)
+        WHERE level <> 'info';
+    CREATE INDEX requests_provider_level_ts ON requests (provider, level, ts)
+        WHERE level <> 'info';
+    CREATE INDEX requests_replay_of ON requests (replay_of, ts) WHERE replay_of IS NOT NULL;
+
+    CREATE TABLE request_bodies (
+        request_id TEXT PRIMARY KEY,
+        ts         REAL NOT NULL,
+        body       TEXT NOT NULL               -- JSON, credentials redacted
+    );
+    CREATE INDEX request_bodies_ts ON request_bodies (ts);
+
+    CREATE TABLE health_samples (
+        id         INTEGER PRIMARY KEY,
+        ts         REAL NOT NULL,
+        provider   TEXT NOT NULL,
+        endpoint   TEXT NOT NULL,
+        healthy    INTEGER NOT NULL,
+        latency_ms REAL,
+        error      TEXT,
+        in_flight  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX health_samples_ts ON health_samples (ts);
+    CREATE INDEX health_samples_endpoint_ts ON health_samples (provider, endpoint, ts);
+    -- The newest sample per endpoint, kept by the writer, so "latest" never scans history.
+    CREATE TABLE health_latest (
+        provider   TEXT NOT NULL,
+        endpoint   TEXT NOT NULL,
+        ts         REAL NOT NULL,
+        healthy    INTEGER NOT NULL,
+        latency_ms REAL,
+        error      TEXT,
+        in_flight  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (provider, endpoint)
+    );
+
+    CREATE TABLE gpu_samples (
+        id               INTEGER PRIMARY KEY,
+        ts               REAL NOT NULL,
+        provider         TEXT NOT NULL,
+        endpoint         TEXT NOT NULL,
+        loaded_models    TEXT NOT NULL,         -- JSON list
+        vram_used_bytes  INTEGER,
+        vram_total_bytes INTEGER,
+        gpu_util_percent REAL,
+        in_flight        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX gpu_samples_ts ON gpu_samples (ts);
+    CREATE INDEX gpu_samples_endpoint_ts ON gpu_samples (provider, endpoint, ts);
+    CREATE TABLE gpu_latest (
+        provider         TEXT NOT NULL,
+        endpoint         TEXT NOT NULL,
+        ts               REAL NOT NULL,
+        loaded_models    TEXT NOT NULL,
+        vram_used_bytes  INTEGER,
+        vram_total_bytes INTEGER,
+        gpu_util_percent REAL,
+        in_flight        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (provider, endpoint)
+    );
+
+    CREATE TABLE drains (
+        provider TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        drained  INTEGER NOT NULL,
+        reason   TEXT,
+        actor    TEXT NOT NULL,
+        ts       REAL NOT NULL,
+        PRIMARY KEY (provider, endpoint)
+    );
+
+    CREATE TABLE budget_overrides (
+        container TEXT PRIMARY KEY,
+        daily     REAL,                         -- NULL: the configured budget applies
+        weekly    REAL,
+        monthly   REAL,
+        ts        REAL NOT NULL,
+        actor     TEXT NOT NULL
+    );
+    CREATE TABLE budget_changes (
+        id        INTEGER PRIMARY KEY,
+        ts        REAL NOT NULL,
+        container TEXT NOT NULL,
+        before    TEXT NOT NULL,                -- JSON
+        after     TEXT NOT NULL,                -- JSON
+        actor     TEXT NOT NULL
+    );
+    CREATE INDEX budget_changes_container_ts ON budget_changes (container, ts);
+
+    CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY,
+        ts     REAL NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before TEXT,                            -- JSON
+        after  TEXT,                            -- JSON
+        detail TEXT
+    );
+    CREATE INDEX audit_ts ON audit (ts);
+
+    -- Spend rollups, upserted in the same transaction as the request rows they count.
+    -- provider and model are '' for requests refused before any provider was chosen.
+    -- errors counts level 'error' (5xx or an upstream error); 4xx are the caller's.
+    CREATE TABLE spend_daily (
+        day               TEXT NOT NULL,        -- 'YYYY-MM-DD', UTC, of the request start
+        container         TEXT NOT NULL,
+        provider          TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        requests          INTEGER NOT NULL,
+        errors            INTEGER NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_usd          REAL NOT NULL,
+        latency_ms_sum    REAL NOT NULL,
+        PRIMARY KEY (day, container, provider, model)
+    ) WITHOUT ROWID;
+    CREATE INDEX spend_daily_container_day ON spend_daily (container, day);
+
+    CREATE TABLE spend_hourly (
+        hour              TEXT NOT NULL,        -- 'YYYY-MM-DDTHH', UTC
+        container         TEXT NOT NULL,
+        provider          TEXT NOT NULL,
+        requests          INTEGER NOT NULL,
+        errors            INTEGER NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_usd          REAL NOT NULL,
+        latency_ms_sum    REAL NOT NULL,
+        PRIMARY KEY (hour, container, provider)
+    ) WITHOUT ROWID;
+    CREATE INDEX spend_hourly_container_hour ON spend_hourly (container, hour);
+
+    -- Per-minute traffic for sparklines and burn rates; pruned with the samples.
+    CREATE TABLE spend_minutely (
+        minute            INTEGER NOT NULL,     -- unix time of the minute's start
+        container         TEXT NOT NULL,
+        provider          TEXT NOT NULL,
+        requests          INTEGER NOT NULL,
+        errors            INTEGER NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cost_usd          REAL NOT NULL,
+        latency_ms_sum    REAL NOT NULL,
+        PRIMARY KEY (minute, container, provider)
+    ) WITHOUT ROWID;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect_for_writing(path: str | Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database for the writer, in WAL mode, migrated."""
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, cached_statements=64
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # NORMAL in WAL mode: a commit survives a process crash; only power loss can undo one.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA journal_size_limit = 67108864")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    migrate(conn)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations in one transaction; returns the version now in the file.
+
+    The version is re-read under the write lock, so two processes opening the same new file
+    at once do not both migrate it.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = user_version(conn)
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"store schema version {version} is newer than this omen ({SCHEMA_VERSION})"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in split_statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return user_version(conn)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a script into complete statements (executescript would commit our transaction)."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not _only_comments(pending):
+        raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:80]}")
+    return statements
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())

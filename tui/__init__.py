@@ -1,0 +1,1 @@
+"""The Textual operator console (reads store/, acts through the admin API)."""
