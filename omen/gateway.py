@@ -224,7 +224,9 @@ class Gateway:
         headers = {}
         if status == 429 and last.retry_after is not None:
             headers["retry-after"] = str(int(last.retry_after + 0.999))
-        return ApiError(status, message, type_=last.type, code=last.code, headers=headers)
+        return ApiError(
+            status, message, type_=last.type, param=last.param, code=last.code, headers=headers
+        )
 
     # --- recording ---------------------------------------------------------------------
 

@@ -139,12 +139,19 @@ class StreamPump:
     async def body(self) -> AsyncIterator[bytes]:
         finished = False
         try:
-            while True:
+            while not finished:
                 item = await self.queue.get()
-                if item is None:
-                    finished = True
-                    return
-                yield item
+                # Whatever else is already queued goes out in the same write: fewer sends,
+                # same SSE bytes.
+                parts = []
+                while item is not None:
+                    parts.append(item)
+                    if self.queue.empty():
+                        break
+                    item = self.queue.get_nowait()
+                finished = item is None
+                if parts:
+                    yield b"".join(parts)
         finally:
             if not finished:
                 self.client_closed = True

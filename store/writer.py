@@ -132,7 +132,11 @@ class StoreWriter:
     # -- the request path: enqueue and return --------------------------------------------
 
     def record_request(self, rec: RequestRecord, body: dict[str, Any] | None = None) -> None:
-        """Queue a finished request (and its body, redacted later, for replay)."""
+        """Queue a finished request and, for replay, its body.
+
+        The body is redacted and encoded on the writer thread, so the caller hands both
+        over: neither may be mutated after this call.
+        """
         if self._closed:
             self._drop()
             return
@@ -167,6 +171,9 @@ class StoreWriter:
         thread = self._thread
         if thread is None or not thread.is_alive():
             return self._queue.empty()
+        if self._closed:  # close() commits everything; wait for it to finish
+            thread.join(timeout)
+            return not thread.is_alive()
         done = threading.Event()
         self._enqueue_control(_FLUSH, done)
         return done.wait(timeout)
@@ -223,6 +230,8 @@ class StoreWriter:
         batch = [get()]
         # A control marker first means someone is waiting: take what is queued and go.
         control_first = type(batch[0][0]) is str
+        if control_first:
+            self._wake.clear()
         deadline = 0.0 if control_first else time.monotonic() + self.flush_interval
         poll = min(self.flush_interval / 10, 0.01)  # how soon a full batch is noticed
         while len(batch) < self.max_batch:

@@ -86,6 +86,11 @@ def check_chat(body: dict[str, Any]) -> None:
         calls = message.get("tool_calls")
         if calls is not None:
             _expect(calls, list, f"{where}.tool_calls", "an array")
+            for cindex, call in enumerate(calls):
+                cpath = f"{where}.tool_calls[{cindex}]"
+                _expect(call, dict, cpath, "an object")
+                _expect(call.get("function"), dict, f"{cpath}.function", "an object")
+                _expect(call["function"].get("name"), str, f"{cpath}.function.name", "a string")
     if "stream" in body:
         _expect(body["stream"], bool, "stream", "a boolean")
     options = body.get("stream_options")
@@ -98,7 +103,13 @@ def check_chat(body: dict[str, Any]) -> None:
                 raise invalid(f"`{name}` must be at least 1", param=name)
     for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
         if body.get(name) is not None:
+            if isinstance(body[name], bool):
+                raise invalid(f"`{name}` must be a number", param=name, code="invalid_type")
             _expect(body[name], (int, float), name, "a number")
+    if body.get("response_format") is not None:
+        _expect(body["response_format"], dict, "response_format", "an object")
+    if body.get("stop") is not None and not isinstance(body["stop"], str):
+        _expect(body["stop"], list, "stop", "a string or an array of strings")
     tools = body.get("tools")
     if tools is not None:
         _expect(tools, list, "tools", "an array of tools")

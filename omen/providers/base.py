@@ -98,8 +98,10 @@ class UpstreamError(Exception):
         retryable: bool | None = None,
         retry_after: float | None = None,
         mid_stream: bool = False,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.param = param
         self.status = status
         self.message = message
         self.type = type_

@@ -47,8 +47,10 @@ def openai_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamEr
         error = orjson.loads(body).get("error")
     except (orjson.JSONDecodeError, AttributeError):
         error = None
+    param: str | None = None
     if isinstance(error, dict):
         message = str(error.get("message") or f"HTTP {status}")
+        param = str(error["param"]) if error.get("param") is not None else None
         code = error.get("code")
         code = str(code) if code is not None else None
         type_ = error.get("type") or "upstream_error"
@@ -75,7 +77,9 @@ def openai_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamEr
             retryable=True,
         )
     if status in (400, 413, 422):
-        return UpstreamError(status, message, type_=str(type_), code=code, retryable=False)
+        return UpstreamError(
+            status, message, type_=str(type_), code=code, retryable=False, param=param
+        )
     return UpstreamError(status, message, type_=str(type_), code=code, retry_after=retry_after)
 
 

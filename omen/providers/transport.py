@@ -43,6 +43,9 @@ class _Connection(asyncio.Protocol):
         self.received_any = False
         self._error: BaseException | None = None
         self._paused = False
+        self._reusable = False
+        self._head_only = False
+        self._delimited = False  # Content-Length or chunked; else the body runs to EOF
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -59,6 +62,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._head.done() and not self._delimited and not self.complete and exc is None:
+            # A body with neither length nor chunking ends when the server closes.
+            self.complete = True
+            self._wake()
         if not self.complete:
             if not self.received_any:
                 self._fail(httpx.RemoteProtocolError("server closed the connection"))
@@ -68,11 +75,21 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        lname = name.lower()
+        if lname == b"content-length" or (lname == b"transfer-encoding" and b"chunked" in value):
+            self._delimited = True
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
+        if self._status in (204, 304) or 100 <= self._status < 200:
+            self._delimited = True  # no body by definition
         if not self._head.done():
             self._head.set_result(None)
+        if self._head_only:
+            # The answer to HEAD has headers only, whatever Content-Length says; the parser
+            # would wait for that body, so this connection is not reused.
+            self.complete = True
+            self._wake()
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
@@ -83,6 +100,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        # Asked now: once the message is complete the parser resets and always says no.
+        self._reusable = bool(self._parser.should_keep_alive())
         self.complete = True
         self._wake()
 
@@ -99,8 +118,9 @@ class _Connection(asyncio.Protocol):
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
-    def start(self, data: bytes) -> None:
+    def start(self, data: bytes, *, head_only: bool = False) -> None:
         self._reset()
+        self._head_only = head_only
         assert self.transport is not None
         self.transport.write(data)
 
@@ -136,7 +156,7 @@ class _Connection(asyncio.Protocol):
 
     @property
     def keep_alive(self) -> bool:
-        return self.complete and not self.closed and bool(self._parser.should_keep_alive())
+        return self.complete and self._reusable and not self.closed and not self._head_only
 
     def close(self) -> None:
         self.closed = True
@@ -209,7 +229,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         try:
             for attempt in (1, 2):
                 conn = await self._checkout(pool, scheme, host, port, timeouts.get("connect"))
-                conn.start(head + body)
+                conn.start(head + body, head_only=request.method == "HEAD")
                 try:
                     status, headers = await conn.head(timeouts.get("read"))
                     break

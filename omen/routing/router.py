@@ -19,6 +19,7 @@ from omen.routing.snapshot import (
     ProviderInfo,
     RouteDecision,
     RouteRequest,
+    model_names,
 )
 
 
@@ -56,9 +57,10 @@ class Router:
                     "provider_not_allowed",
                 )
             return rest, [self.providers[prefix]], f"model {request.model}"
-        serving = [p for p in allowed if request.model in models.get(p.name, ())]
+        names = model_names(request.model)
+        serving = [p for p in allowed if any(n in models.get(p.name, ()) for n in names)]
         if not serving:
-            if any(request.model in models.get(p, ()) for p in self.providers):
+            if any(n in models.get(p, ()) for p in self.providers for n in names):
                 raise NoRoute(
                     403,
                     f"model {request.model!r} is only served by providers container "

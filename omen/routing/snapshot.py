@@ -24,13 +24,13 @@ class EndpointView:
         return self.healthy and not self.drained and not self.cooling
 
     def serves(self, model: str) -> bool:
-        return self.models is None or any(name in self.models for name in _names(model))
+        return self.models is None or any(name in self.models for name in model_names(model))
 
     def has_loaded(self, model: str) -> bool:
-        return any(name in self.loaded for name in _names(model))
+        return any(name in self.loaded for name in model_names(model))
 
 
-def _names(model: str) -> tuple[str, ...]:
+def model_names(model: str) -> tuple[str, ...]:
     """Ollama lists `llama3.2` as `llama3.2:latest`; a bare name means that tag."""
     return (model,) if ":" in model else (model, f"{model}:latest")
 
