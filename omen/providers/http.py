@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -120,14 +120,15 @@ async def iter_lines(response: httpx.Response, where: str) -> AsyncIterator[byte
     """Split a streamed body into lines (LF or CRLF), raising mid-stream failures clearly."""
     buffer = b""
     try:
-        async for chunk in response.aiter_raw():
-            buffer += chunk
-            while True:
-                cut = buffer.find(b"\n")
-                if cut < 0:
-                    break
-                line, buffer = buffer[:cut], buffer[cut + 1 :]
-                yield line.rstrip(b"\r")
+        async with aclosing(response.aiter_raw()) as chunks:
+            async for chunk in chunks:
+                buffer += chunk
+                while True:
+                    cut = buffer.find(b"\n")
+                    if cut < 0:
+                        break
+                    line, buffer = buffer[:cut], buffer[cut + 1 :]
+                    yield line.rstrip(b"\r")
     except httpx.HTTPError as exc:
         error = transport_error(exc, where)
         error.mid_stream = True

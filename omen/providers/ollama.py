@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -301,20 +302,21 @@ class OllamaProvider:
             on_error=ollama_error,
         ) as response:
             started = False
-            async for line in iter_lines(response, where):
-                if not line:
-                    continue
-                item = loads(line, where)
-                chunks = translator.feed(item)
-                if not started:
-                    # The role delta goes out with the first real line, so an error line
-                    # that comes first still counts as "before the first byte".
-                    started = True
-                    yield translator.first()
-                for chunk in chunks:
-                    yield chunk
-                if item.get("done"):
-                    return
+            async with aclosing(iter_lines(response, where)) as lines:
+                async for line in lines:
+                    if not line:
+                        continue
+                    item = loads(line, where)
+                    chunks = translator.feed(item)
+                    if not started:
+                        # The role delta goes out with the first real line, so an error line
+                        # that comes first still counts as "before the first byte".
+                        started = True
+                        yield translator.first()
+                    for chunk in chunks:
+                        yield chunk
+                    if item.get("done"):
+                        return
         raise UpstreamError(502, f"{where}: stream ended without a final message", mid_stream=True)
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:

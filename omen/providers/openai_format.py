@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Literal
 
 import httpx
@@ -146,20 +147,21 @@ class OpenAIProvider:
             where=where,
             on_error=openai_error,
         ) as response:
-            async for line in iter_lines(response, where):
-                if not line.startswith(b"data:"):
-                    continue  # blank separators, comments, `event:` lines
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    return
-                chunk = loads(data, where)
-                if "error" in chunk:
-                    error = chunk["error"]
-                    message = error.get("message") if isinstance(error, dict) else str(error)
-                    raise UpstreamError(502, f"{where}: {message}", mid_stream=True)
-                if not chunk.get("choices") and not chunk.get("usage"):
-                    continue  # Azure's prompt-filter preamble
-                yield chunk
+            async with aclosing(iter_lines(response, where)) as lines:
+                async for line in lines:
+                    if not line.startswith(b"data:"):
+                        continue  # blank separators, comments, `event:` lines
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        return
+                    chunk = loads(data, where)
+                    if "error" in chunk:
+                        error = chunk["error"]
+                        message = error.get("message") if isinstance(error, dict) else str(error)
+                        raise UpstreamError(502, f"{where}: {message}", mid_stream=True)
+                    if not chunk.get("choices") and not chunk.get("usage"):
+                        continue  # Azure's prompt-filter preamble
+                    yield chunk
         # Upstreams that omit [DONE] (some OpenAI-compatible servers) just end here.
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:

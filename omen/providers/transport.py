@@ -186,8 +186,14 @@ class _ResponseStream(httpx.AsyncByteStream):
         try:
             async for chunk in self._conn.body(self._timeout):
                 yield chunk
+        except GeneratorExit:
+            # The reader stopped early. An abandoned generator is finalised later, maybe
+            # after the connection went back to the pool and on to another request: leave
+            # the decision to aclose(), which knows whether the response was complete.
+            raise
         except BaseException:
-            self._conn.close()
+            if not self._released:
+                self._conn.close()
             raise
 
     async def aclose(self) -> None:

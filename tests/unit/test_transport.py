@@ -560,3 +560,33 @@ async def test_open_stream_times_out_as_504() -> None:
                 pass
 
     assert (caught.value.status, caught.value.type) == (504, "timeout")
+
+
+async def test_a_body_iterator_finalised_late_does_not_close_the_connections_next_request() -> None:
+    # Regression: an adapter that stops reading at [DONE] leaves its body iterator to be
+    # finalised later; that finalisation used to close the connection, which by then had
+    # gone back to the pool and was carrying the next request.
+    from tests.fakes import FakeState, make_openai_app, run_fake
+
+    from tests.fakes import TextReply
+
+    fake = FakeState(record=False)
+    fake.script.default = TextReply("a slow streamed answer", chunk_delay=0.01)
+    transport = FastTransport()
+    with run_fake(make_openai_app(fake)) as server:
+        url = f"{server.url}/v1/chat/completions"
+        body = (
+            b'{"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
+        )
+        first = await transport.handle_async_request(httpx.Request("POST", url, content=body))
+        abandoned = first.stream.__aiter__()  # type: ignore[union-attr]
+        while not first.stream._conn.complete:  # type: ignore[union-attr]
+            await abandoned.__anext__()
+        await first.aclose()  # complete: the connection goes back to the pool
+        second = await transport.handle_async_request(httpx.Request("POST", url, content=body))
+        assert second.stream._conn is first.stream._conn  # type: ignore[union-attr]
+        await abandoned.aclose()  # the late finalisation
+        data = b"".join([part async for part in second.stream])  # type: ignore[union-attr]
+        await second.aclose()
+    await transport.aclose()
+    assert data.rstrip().endswith(b"data: [DONE]")
