@@ -136,6 +136,9 @@ class StreamPump:
             model=model,
         )
 
+    def client_gone(self) -> None:
+        self.client_closed = True
+
     async def body(self) -> AsyncIterator[bytes]:
         finished = False
         try:

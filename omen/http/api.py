@@ -8,19 +8,21 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from omen.auth import ANONYMOUS, Principal, bearer_token
 from omen.daemon import Daemon
 from omen.errors import ApiError
 from omen.gateway import Answer, CallContext, header_safe
 from omen.http.errors import error_response
+from omen.http.sse import EventStreamResponse
 from omen.http.validate import check_chat, check_embeddings, read_json
 from omen.streaming import open_stream
 
 log = logging.getLogger("omen.http")
 
-Handler = Callable[[Request], Awaitable[Response]]
+Reply = Response | EventStreamResponse
+Handler = Callable[[Request], Awaitable[Reply]]
 
 
 def json_response(
@@ -34,7 +36,7 @@ def json_response(
 def guarded(handler: Handler) -> Handler:
     """Every failure leaves as OpenAI's error shape; an unexpected one is logged, never leaked."""
 
-    async def wrapper(request: Request) -> Response:
+    async def wrapper(request: Request) -> Reply:
         try:
             return await handler(request)
         except ApiError as exc:
@@ -82,7 +84,7 @@ class Api:
 
     # --- OpenAI routes -------------------------------------------------------------------
 
-    async def chat_completions(self, request: Request) -> Response:
+    async def chat_completions(self, request: Request) -> Reply:
         ctx = await self._context(request, "chat")
         headers = {"x-omen-request-id": ctx.request_id}
         try:
@@ -98,9 +100,7 @@ class Api:
                 )
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"
-                return StreamingResponse(
-                    pump.body(), media_type="text/event-stream", headers=headers
-                )
+                return EventStreamResponse(pump.body(), headers, pump.client_gone)
             answer = await self.daemon.gateway.chat(ctx)
         except ApiError as exc:
             return error_response(exc, headers)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -116,11 +116,12 @@ async def open_stream(
         await response.aclose()
 
 
-async def iter_lines(response: httpx.Response, where: str) -> AsyncIterator[bytes]:
+async def iter_lines(response: httpx.Response, where: str) -> AsyncGenerator[bytes, None]:
     """Split a streamed body into lines (LF or CRLF), raising mid-stream failures clearly."""
     buffer = b""
     try:
-        async with aclosing(response.aiter_raw()) as chunks:
+        raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+        async with aclosing(raw) as chunks:
             async for chunk in chunks:
                 buffer += chunk
                 while True:

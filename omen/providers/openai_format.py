@@ -138,30 +138,32 @@ class OpenAIProvider:
     async def stream(self, endpoint: str, body: JSON) -> AsyncIterator[JSON]:
         where = f"{self.name} {endpoint}"
         path, params = self._route(body["model"], "chat/completions")
-        async with open_stream(
-            self._clients.get(endpoint),
-            path,
-            upstream_body(body, stream=True),
-            headers=self._headers,
-            params=params,
-            where=where,
-            on_error=openai_error,
-        ) as response:
-            async with aclosing(iter_lines(response, where)) as lines:
-                async for line in lines:
-                    if not line.startswith(b"data:"):
-                        continue  # blank separators, comments, `event:` lines
-                    data = line[5:].strip()
-                    if data == b"[DONE]":
-                        return
-                    chunk = loads(data, where)
-                    if "error" in chunk:
-                        error = chunk["error"]
-                        message = error.get("message") if isinstance(error, dict) else str(error)
-                        raise UpstreamError(502, f"{where}: {message}", mid_stream=True)
-                    if not chunk.get("choices") and not chunk.get("usage"):
-                        continue  # Azure's prompt-filter preamble
-                    yield chunk
+        async with (
+            open_stream(
+                self._clients.get(endpoint),
+                path,
+                upstream_body(body, stream=True),
+                headers=self._headers,
+                params=params,
+                where=where,
+                on_error=openai_error,
+            ) as response,
+            aclosing(iter_lines(response, where)) as lines,
+        ):
+            async for line in lines:
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments, `event:` lines
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return
+                chunk = loads(data, where)
+                if "error" in chunk:
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else str(error)
+                    raise UpstreamError(502, f"{where}: {message}", mid_stream=True)
+                if not chunk.get("choices") and not chunk.get("usage"):
+                    continue  # Azure's prompt-filter preamble
+                yield chunk
         # Upstreams that omit [DONE] (some OpenAI-compatible servers) just end here.
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:

@@ -566,9 +566,7 @@ async def test_a_body_iterator_finalised_late_does_not_close_the_connections_nex
     # Regression: an adapter that stops reading at [DONE] leaves its body iterator to be
     # finalised later; that finalisation used to close the connection, which by then had
     # gone back to the pool and was carrying the next request.
-    from tests.fakes import FakeState, make_openai_app, run_fake
-
-    from tests.fakes import TextReply
+    from tests.fakes import FakeState, TextReply, make_openai_app, run_fake
 
     fake = FakeState(record=False)
     fake.script.default = TextReply("a slow streamed answer", chunk_delay=0.01)
