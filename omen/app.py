@@ -14,6 +14,7 @@ from starlette.routing import Route
 from omen.config import LoadedConfig
 from omen.daemon import Daemon
 from omen.errors import ApiError
+from omen.http.admin import AdminApi
 from omen.http.api import Api, guarded
 from omen.http.errors import error_response
 
@@ -21,6 +22,7 @@ from omen.http.errors import error_response
 def build_app(loaded: LoadedConfig) -> Starlette:
     daemon = Daemon(loaded)
     api = Api(daemon)
+    admin = AdminApi(daemon, api)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -44,6 +46,9 @@ def build_app(loaded: LoadedConfig) -> Starlette:
         Route("/health", guarded(api.health), methods=["GET"]),
         Route("/ready", guarded(api.ready), methods=["GET"]),
         Route("/providers", guarded(api.providers), methods=["GET"]),
+        Route("/admin/endpoints", guarded(admin.endpoints), methods=["GET"]),
+        Route("/admin/endpoints/drain", guarded(admin.drain), methods=["POST"]),
+        Route("/admin/endpoints/undrain", guarded(admin.undrain), methods=["POST"]),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

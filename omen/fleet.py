@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from omen.config import OmenConfig, ProviderConfig
@@ -21,6 +22,12 @@ log = logging.getLogger("omen.fleet")
 
 _EWMA = 0.2  # weight of the newest latency observation
 _FAILURES_TO_COOL = 3  # consecutive failures before an endpoint cools down
+# The circuit breaker: over the last _WINDOW calls, at least _MIN_CALLS of them and an error
+# rate of _TRIP_RATE or more opens the circuit (a cooldown). Once it closes again the window
+# still remembers, so one more failure re-opens it at once (half-open).
+_WINDOW = 20
+_MIN_CALLS = 5
+_TRIP_RATE = 0.5
 
 
 @dataclass(slots=True)
@@ -38,13 +45,19 @@ class EndpointState:
     drain_reason: str | None = None
     cooldown_until: float = 0.0
     consecutive_failures: int = 0
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # moving average of real requests, not probes
     ttft_ms: float | None = None
+    probe_ms: float | None = None
     requests: int = 0
     errors: int = 0
     models: frozenset[str] | None = None  # discovered (Ollama /api/tags); None = not known yet
     loaded: list[dict[str, object]] = field(default_factory=list)  # Ollama /api/ps
     loaded_names: frozenset[str] = frozenset()
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=_WINDOW))
+
+    @property
+    def error_rate(self) -> float:
+        return self.outcomes.count(False) / len(self.outcomes) if self.outcomes else 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -75,8 +88,10 @@ class EndpointState:
             "in_flight": self.in_flight,
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 2),
             "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 2),
+            "probe_ms": None if self.probe_ms is None else round(self.probe_ms, 2),
             "requests": self.requests,
             "errors": self.errors,
+            "error_rate": round(self.error_rate, 3),
             "last_error": self.last_error,
             "loaded_models": [m.get("name") for m in self.loaded],
         }
@@ -118,6 +133,7 @@ class Fleet:
     ) -> None:
         state.requests += 1
         state.consecutive_failures = 0
+        state.outcomes.append(True)
         state.healthy = True
         state.latency_ms = (
             latency_ms
@@ -136,8 +152,10 @@ class Fleet:
         state.requests += 1
         state.errors += 1
         state.consecutive_failures += 1
+        state.outcomes.append(False)
         state.last_error = error
-        if connection or state.consecutive_failures >= _FAILURES_TO_COOL:
+        tripped = len(state.outcomes) >= _MIN_CALLS and state.error_rate >= _TRIP_RATE
+        if connection or tripped or state.consecutive_failures >= _FAILURES_TO_COOL:
             state.cooldown_until = time.monotonic() + self.cooldown_s
             log.warning(
                 "endpoint cooling down",
@@ -178,8 +196,7 @@ class Fleet:
         if result.healthy:
             state.loaded = result.loaded_models
             state.loaded_names = frozenset(str(m.get("name")) for m in result.loaded_models)
-            if state.latency_ms is None:
-                state.latency_ms = result.latency_ms
+            state.probe_ms = result.latency_ms
             if state.local and state.models is None:
                 await self._discover_models(provider, state)
         else:
@@ -257,6 +274,9 @@ class Fleet:
                 for state in self.endpoints.values():
                     if state.provider == name and state.models:
                         seen.extend(m for m in sorted(state.models) if m not in seen)
+            if not embeddings:  # an embedding model cannot chat, even when Ollama lists it
+                embedders = set(pconf.embedding_models)
+                seen = [m for m in seen if m not in embedders and "embed" not in m.lower()]
             out[name] = tuple(seen)
         return out
 

@@ -17,8 +17,9 @@ from omen.config import OmenConfig
 from omen.errors import ApiError, invalid
 from omen.fleet import EndpointState, Fleet
 from omen.ids import new_request_id
+from omen.policy import Policies, provider_info, route_request
 from omen.providers import JSON, ChatResponse, EmbeddingResponse, UpstreamError, Usage
-from omen.routing import Candidate, NoRoute, ProviderInfo, RouteDecision, Router, RouteRequest
+from omen.routing import Candidate, NoRoute, RouteDecision, Router
 from store import RequestRecord, StoreWriter
 
 
@@ -83,21 +84,10 @@ class Gateway:
         self.keep_bodies = config.server.keep_request_bodies > 0
         self.max_attempts = max(1, config.routing.max_attempts)
         self.failover_timeout = config.routing.failover_timeout
-        infos = [
-            ProviderInfo(
-                name=name,
-                type=pconf.type,
-                local=pconf.is_local,
-                models=tuple(pconf.models),
-                load_balancing=pconf.load_balancing,
-                quality=pconf.quality,
-                input_cost_per_token=pconf.input_cost_per_token(),
-                output_cost_per_token=pconf.output_cost_per_token(),
-            )
-            for name, pconf in fleet.provider_configs.items()
-        ]
+        infos = [provider_info(pconf) for pconf in fleet.provider_configs.values()]
         self.prices = {i.name: (i.input_cost_per_token, i.output_cost_per_token) for i in infos}
-        self.router = Router(infos, strategy=config.routing.default_strategy)
+        self.router = Router(infos)
+        self.policies = Policies(config)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def track(self, task: asyncio.Task[None]) -> None:
@@ -134,21 +124,9 @@ class Gateway:
         return "default"
 
     def decide(self, ctx: CallContext, models: dict[str, tuple[str, ...]]) -> RouteDecision:
-        metadata = ctx.body.get("metadata") or {}
-        intent = metadata.get("intent") if isinstance(metadata.get("intent"), str) else None
-        container = self.config.containers.get(ctx.container)
-        allowed = container.allowed_providers if container else None
-        prefer_local = self.config.routing.prefer_local
-        if container is not None and container.prefer_local is not None:
-            prefer_local = container.prefer_local
-        if isinstance(metadata.get("prefer_local"), bool):
-            prefer_local = metadata["prefer_local"]
-        request = RouteRequest(
-            model=ctx.body["model"],
-            container=ctx.container,
-            intent=intent or "general",
-            allowed_providers=tuple(allowed) if allowed is not None else None,
-            prefer_local=prefer_local,
+        policy = self.policies.for_container(ctx.container)
+        request = route_request(
+            policy, ctx.body, ctx.container, self.config.server.default_max_tokens
         )
         try:
             return self.router.route(request, self.fleet.snapshot(), models)
@@ -260,7 +238,7 @@ class Gateway:
                 model=model or (candidate.model if candidate else None),
                 provider=candidate.provider if candidate else None,
                 endpoint=candidate.endpoint if candidate else None,
-                intent=decision.intent if decision else None,
+                intent=decision.intent.intent if decision else None,
                 strategy=decision.strategy if decision else None,
                 stream=ctx.stream,
                 status=status,

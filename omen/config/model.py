@@ -185,6 +185,17 @@ class EndpointConfig(Section):
         return self
 
 
+class ModelInfoConfig(Section):
+    """What Omen should know about one model beyond its provider's defaults (all optional)."""
+
+    vision: bool | None = None
+    tools: bool | None = None
+    context_window: int | None = Field(default=None, gt=0)
+    quality: float | None = Field(default=None, ge=0, le=1)
+    cost_per_1k_input_tokens: Money | None = None
+    cost_per_1k_output_tokens: Money | None = None
+
+
 class ProviderConfig(Section):
     name: str
     type: ProviderType
@@ -208,6 +219,7 @@ class ProviderConfig(Section):
     api_version: str = "2024-10-21"
     deployments: dict[str, str] = {}
     region: str | None = None
+    model_info: dict[str, ModelInfoConfig] = {}
 
     @model_validator(mode="before")
     @classmethod

@@ -92,7 +92,7 @@ class Api:
                 pump = await open_stream(self.daemon.gateway, ctx)
                 headers.update(
                     _route_headers(
-                        pump.decision.intent,
+                        pump.decision.intent.intent,
                         pump.candidate.provider,
                         pump.candidate.model,
                         pump.decision.reason,
@@ -110,7 +110,10 @@ class Api:
         model = str(answer.body.get("model") or answer.candidate.model)
         headers.update(
             _route_headers(
-                answer.decision.intent, answer.candidate.provider, model, answer.decision.reason
+                answer.decision.intent.intent,
+                answer.candidate.provider,
+                model,
+                answer.decision.reason,
             )
         )
         headers["x-omen-cost-usd"] = f"{answer.cost:.6f}"

@@ -1,9 +1,15 @@
-"""Model resolution and endpoint ordering.
+"""Where a request goes: the options it may use, the rule or strategy ordering them, the endpoint.
 
-An explicit model goes to the providers that serve it (local first when preferred); `auto`
-goes to the first local model. Within a provider, endpoints are ordered by its
-`load_balancing`, an endpoint that already has the model loaded first, and unavailable
-ones last (tried only when nothing else is left). Drained endpoints never appear.
+1. Options: for `auto`, every chat model of every provider the container may use; for an
+   explicit model, the providers that serve it (`provider/model` pins one). `auto` options
+   that cannot serve the request (images without vision, tools without tool calling, a
+   prompt longer than the context) or that have no healthy endpoint are excluded, each with
+   its reason.
+2. Order: the container's intent rule, else the global one, puts its provider first; the
+   strategy orders the rest (and the rule's own models).
+3. Endpoints: within a provider, by its `load_balancing`, an endpoint that already has the
+   model loaded first, unavailable ones last; drained endpoints never appear.
+The decision keeps all of it, and `reason` says it in one line.
 """
 
 from __future__ import annotations
@@ -15,25 +21,36 @@ from collections.abc import Sequence
 from omen.routing.snapshot import (
     Candidate,
     EndpointView,
+    ModelSpec,
     NoRoute,
     ProviderInfo,
     RouteDecision,
     RouteRequest,
     model_names,
+    same_model,
 )
+from omen.routing.strategies import Option, rank
+
+_ASSUMED_LATENCY_MS = {True: 500.0, False: 1500.0}  # local, cloud: before anything is observed
+_MAX_CANDIDATES = 8
 
 
 class Router:
-    def __init__(self, providers: Sequence[ProviderInfo], *, strategy: str = "balanced") -> None:
+    def __init__(self, providers: Sequence[ProviderInfo]) -> None:
         self.providers = {p.name: p for p in providers}
-        self.strategy = strategy
         self._round_robin: dict[str, itertools.count[int]] = {}
         self._random = random.Random()
+        self._specs: dict[tuple[str, str], ModelSpec] = {}
 
-    def _resolve(
-        self, request: RouteRequest, models: dict[str, tuple[str, ...]]
-    ) -> tuple[str, list[ProviderInfo], str]:
-        """(model, providers that may serve it in preference order, how it was chosen)."""
+    def _spec(self, provider: ProviderInfo, model: str) -> ModelSpec:
+        spec = self._specs.get((provider.name, model))
+        if spec is None:
+            spec = self._specs[(provider.name, model)] = provider.spec(model)
+        return spec
+
+    # --- 1. options ----------------------------------------------------------------------
+
+    def _allowed(self, request: RouteRequest) -> list[ProviderInfo]:
         allowed = [
             p
             for p in self.providers.values()
@@ -41,13 +58,14 @@ class Router:
         ]
         if request.prefer_local:
             allowed.sort(key=lambda p: not p.local)  # stable: config order within each group
+        return allowed
+
+    def _pool(
+        self, request: RouteRequest, models: dict[str, tuple[str, ...]]
+    ) -> list[tuple[ProviderInfo, str]]:
+        allowed = self._allowed(request)
         if request.model == "auto":
-            for provider in allowed:
-                if models.get(provider.name):
-                    model = models[provider.name][0]
-                    where = "first local model" if provider.local else "first available model"
-                    return model, [provider], f"auto → {where}"
-            raise NoRoute(503, "no provider has a model to serve `auto`", "no_model_available")
+            return [(p, m) for p in allowed for m in models.get(p.name, ())]
         prefix, _, rest = request.model.partition("/")
         if rest and prefix in self.providers:
             if request.allowed_providers is not None and prefix not in request.allowed_providers:
@@ -56,10 +74,14 @@ class Router:
                     f"container {request.container!r} may not use provider {prefix!r}",
                     "provider_not_allowed",
                 )
-            return rest, [self.providers[prefix]], f"model {request.model}"
+            return [(self.providers[prefix], rest)]
         names = model_names(request.model)
-        serving = [p for p in allowed if any(n in models.get(p.name, ()) for n in names)]
-        if not serving:
+        pool = [
+            (p, next(n for n in names if n in models.get(p.name, ())))
+            for p in allowed
+            if any(n in models.get(p.name, ()) for n in names)
+        ]
+        if not pool:
             if any(n in models.get(p, ()) for p in self.providers for n in names):
                 raise NoRoute(
                     403,
@@ -73,24 +95,95 @@ class Router:
                 "configured provider (see GET /v1/models)",
                 "model_not_found",
             )
-        return request.model, serving, f"model {request.model}"
+        return [(p, request.model) for p, _ in pool]
+
+    def _options(
+        self,
+        request: RouteRequest,
+        pool: list[tuple[ProviderInfo, str]],
+        by_provider: dict[str, list[EndpointView]],
+        excluded: list[dict[str, str]],
+    ) -> tuple[list[Option], list[Option]]:
+        """(viable options, last-resort options whose endpoints are all unavailable)."""
+        viable: list[Option] = []
+        last_resort: list[Option] = []
+        explicit = request.model != "auto"
+        need = request.est_prompt_tokens + request.max_output_tokens
+        for provider, model in pool:
+            spec = self._spec(provider, model)
+            caps = spec.capabilities
+            why = ""
+            if not explicit:  # an explicit model is the client's call, not ours
+                if request.needs_vision and not caps.vision:
+                    why = "cannot see images"
+                elif request.needs_tools and not caps.tools:
+                    why = "cannot call tools"
+                elif need > caps.context_window:
+                    why = f"context {caps.context_window} < {need} tokens"
+            endpoints = [e for e in by_provider.get(provider.name, ()) if e.serves(model)]
+            if not why and not endpoints:
+                why = "no endpoint has it (drained or not pulled)"
+            if why:
+                excluded.append({"provider": provider.name, "model": model, "why": why})
+                continue
+            available = [e for e in endpoints if e.available]
+            observed = [
+                (e.ttft_ms if request.stream and e.ttft_ms is not None else e.latency_ms)
+                for e in available
+            ]
+            known = [ms for ms in observed if ms is not None]
+            latency = (
+                min(known)
+                if known
+                else (provider.latency_target_ms or _ASSUMED_LATENCY_MS[provider.local])
+            )
+            option = Option(
+                provider=provider.name,
+                model=model,
+                local=provider.local,
+                quality=spec.quality,
+                est_cost=request.est_prompt_tokens * spec.input_cost_per_token
+                + request.max_output_tokens * spec.output_cost_per_token,
+                latency_ms=latency,
+                latency_known=bool(known),
+            )
+            if available:
+                viable.append(option)
+            else:
+                excluded.append(
+                    {"provider": provider.name, "model": model, "why": "no healthy endpoint"}
+                )
+                last_resort.append(option)
+        return viable, last_resort
+
+    # --- 3. endpoints --------------------------------------------------------------------
 
     def _order_endpoints(
-        self, provider: ProviderInfo, model: str, endpoints: list[EndpointView]
+        self,
+        provider: ProviderInfo,
+        model: str,
+        endpoints: list[EndpointView],
+        turns: dict[str, int],
     ) -> list[EndpointView]:
         if provider.load_balancing == "round-robin" and endpoints:
-            counter = self._round_robin.setdefault(provider.name, itertools.count())
-            start = next(counter) % len(endpoints)
+            # One turn of the wheel per request, however many of its models are candidates.
+            turn = turns.get(provider.name)
+            if turn is None:
+                counter = self._round_robin.setdefault(provider.name, itertools.count())
+                turn = turns[provider.name] = next(counter)
+            start = turn % len(endpoints)
             endpoints = endpoints[start:] + endpoints[:start]
         elif provider.load_balancing == "random":
             endpoints = list(endpoints)
             self._random.shuffle(endpoints)
-        else:  # least-loaded
+        else:  # least-loaded: Omen's own in-flight requests per endpoint
             endpoints = sorted(endpoints, key=lambda e: e.in_flight)
         # Stable sorts: the balancing order survives within each group.
         endpoints.sort(key=lambda e: not e.has_loaded(model))
         endpoints.sort(key=lambda e: not e.available)
         return endpoints
+
+    # --- the decision --------------------------------------------------------------------
 
     def route(
         self,
@@ -98,49 +191,78 @@ class Router:
         endpoints: Sequence[EndpointView],
         models: dict[str, tuple[str, ...]],
     ) -> RouteDecision:
-        model, providers, how = self._resolve(request, models)
-        candidates: list[Candidate] = []
-        for provider in providers:
-            usable = [
-                e
-                for e in endpoints
-                if e.provider == provider.name and not e.drained and e.serves(model)
+        by_provider: dict[str, list[EndpointView]] = {}
+        for view in endpoints:
+            if not view.drained:
+                by_provider.setdefault(view.provider, []).append(view)
+        excluded: list[dict[str, str]] = []
+        pool = self._pool(request, models)
+        viable, last_resort = self._options(request, pool, by_provider, excluded)
+        if not viable and not last_resort:
+            what = request.model if request.model != "auto" else "this request"
+            detail = "; ".join(f"{e['provider']}/{e['model']}: {e['why']}" for e in excluded[:4])
+            raise NoRoute(503, f"no provider can serve {what} ({detail})", "no_endpoint_available")
+
+        strategy = request.strategy
+        ranked, why = rank(
+            viable,
+            strategy,
+            prefer_local=request.prefer_local,
+            quality_threshold=request.quality_threshold,
+            weights=request.weights,
+        )
+        rule = request.rules.get(request.intent.intent) if request.model == "auto" else None
+        rule_note = ""
+        if rule is not None:
+            matching = [
+                o
+                for o in ranked
+                if o.provider == rule.provider
+                and (rule.model is None or same_model(o.model, rule.model))
             ]
-            for view in self._order_endpoints(provider, model, usable):
-                note = "model loaded" if view.has_loaded(model) else ""
+            label = f"rule {request.intent.intent}={rule.provider}" + (
+                f"/{rule.model}" if rule.model else ""
+            )
+            if matching:
+                ranked = matching + [o for o in ranked if o not in matching]
+                rule_note = label
+            else:
+                rule_note = f"{label} unavailable"
+        ordered = ranked + last_resort
+
+        candidates: list[Candidate] = []
+        turns: dict[str, int] = {}
+        for option in ordered:
+            if len(candidates) >= _MAX_CANDIDATES:
+                break
+            provider = self.providers[option.provider]
+            views = [e for e in by_provider.get(option.provider, ()) if e.serves(option.model)]
+            for view in self._order_endpoints(provider, option.model, views, turns):
+                note = "model loaded" if view.has_loaded(option.model) else ""
                 if not view.available:
                     note = "unhealthy" if not view.healthy else "cooling down"
-                candidates.append(Candidate(provider.name, view.endpoint, view.url, model, note))
-        if not candidates:
-            raise NoRoute(
-                503,
-                f"every endpoint that serves {model!r} is drained or unknown",
-                "no_endpoint_available",
-            )
+                candidates.append(
+                    Candidate(option.provider, view.endpoint, view.url, option.model, note)
+                )
+        candidates = candidates[:_MAX_CANDIDATES]
         first = candidates[0]
-        view = next(
-            e for e in endpoints if (e.provider, e.endpoint) == (first.provider, first.endpoint)
-        )
-        facts = [first.note] if first.note else []
-        facts.append(f"{view.in_flight} in flight")
-        price = self.providers[first.provider]
-        cost = (
-            "$0"
-            if price.input_cost_per_token == price.output_cost_per_token == 0
-            else (
-                f"${price.input_cost_per_token * 1000:g}"
-                f"/${price.output_cost_per_token * 1000:g} per 1k"
-            )
-        )
-        reason = f"{how} → {first.provider}/{first.endpoint}: {', '.join(facts)}; {cost}"
-        if len(candidates) > 1:
-            reason += f" ({len(candidates) - 1} fallback{'s' if len(candidates) > 2 else ''})"
+        winner = ordered[0]
+        view = next(e for e in by_provider[first.provider] if e.endpoint == first.endpoint)
         return RouteDecision(
             intent=request.intent,
-            strategy="explicit" if request.model != "auto" else self.strategy,
+            strategy=strategy if request.model == "auto" else "explicit",
             candidates=candidates,
-            reason=reason,
+            reason=self._reason(request, winner, first, view, rule_note, why, len(candidates)),
             details={
+                "intent": {
+                    "name": request.intent.intent,
+                    "source": request.intent.source,
+                    "signals": list(request.intent.signals),
+                },
+                "strategy": strategy,
+                "rule": rule_note or None,
+                "options": [o.as_dict() for o in ordered[:10]],
+                "excluded": excluded[:10],
                 "candidates": [
                     {
                         "provider": c.provider,
@@ -149,6 +271,34 @@ class Router:
                         "note": c.note,
                     }
                     for c in candidates
-                ]
+                ],
             },
         )
+
+    def _reason(
+        self,
+        request: RouteRequest,
+        winner: Option,
+        first: Candidate,
+        view: EndpointView,
+        rule_note: str,
+        why: str,
+        count: int,
+    ) -> str:
+        parts = [request.intent.explain()]
+        if request.model != "auto":
+            parts.append(f"model {request.model}")
+        elif rule_note and not rule_note.endswith("unavailable"):
+            parts.append(rule_note)
+        else:
+            if rule_note:
+                parts.append(rule_note)
+            parts.append(f"{request.strategy} ({why})")
+        facts = [first.note] if first.note else []
+        facts.append(f"{view.in_flight} in flight")
+        cost = "$0" if winner.est_cost == 0 else f"est ${winner.est_cost:.4f}"
+        line = " → ".join(parts)
+        line += f" → {first.provider}/{first.model} @{first.endpoint}: {', '.join(facts)}; {cost}"
+        if count > 1:
+            line += f" ({count - 1} fallback{'s' if count > 2 else ''})"
+        return line

@@ -1,8 +1,23 @@
-"""What routing sees: an immutable picture of endpoints and prices, built per request."""
+"""What routing sees: an immutable picture of endpoints, models and prices, built per request."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from omen.routing.capabilities import Capabilities, infer_capabilities
+from omen.routing.intent import IntentResult
+from omen.routing.strategies import Weights
+
+
+def model_names(model: str) -> tuple[str, ...]:
+    """Ollama lists `llama3.2` as `llama3.2:latest`: the two names are one model."""
+    if model.endswith(":latest"):
+        return (model, model[: -len(":latest")])
+    return (model,) if ":" in model else (model, f"{model}:latest")
+
+
+def same_model(a: str, b: str) -> bool:
+    return b in model_names(a)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +33,7 @@ class EndpointView:
     latency_ms: float | None
     models: frozenset[str] | None  # None: not discovered, trust the provider's model list
     loaded: frozenset[str] = frozenset()
+    ttft_ms: float | None = None
 
     @property
     def available(self) -> bool:
@@ -30,9 +46,24 @@ class EndpointView:
         return any(name in self.loaded for name in model_names(model))
 
 
-def model_names(model: str) -> tuple[str, ...]:
-    """Ollama lists `llama3.2` as `llama3.2:latest`; a bare name means that tag."""
-    return (model,) if ":" in model else (model, f"{model}:latest")
+@dataclass(frozen=True, slots=True)
+class ModelOverride:
+    vision: bool | None = None
+    tools: bool | None = None
+    context_window: int | None = None
+    quality: float | None = None
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One model as routing sees it: price, quality, capabilities."""
+
+    quality: float
+    input_cost_per_token: float
+    output_cost_per_token: float
+    capabilities: Capabilities
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +76,58 @@ class ProviderInfo:
     quality: float = 0.9
     input_cost_per_token: float = 0.0
     output_cost_per_token: float = 0.0
+    latency_target_ms: float | None = None
+    overrides: dict[str, ModelOverride] = field(default_factory=dict)
+
+    def spec(self, model: str) -> ModelSpec:
+        inferred = infer_capabilities(model)
+        o = next(
+            (self.overrides[n] for n in model_names(model) if n in self.overrides), ModelOverride()
+        )
+        caps = Capabilities(
+            vision=inferred.vision if o.vision is None else o.vision,
+            tools=inferred.tools if o.tools is None else o.tools,
+            context_window=inferred.context_window
+            if o.context_window is None
+            else o.context_window,
+        )
+        return ModelSpec(
+            quality=self.quality if o.quality is None else o.quality,
+            input_cost_per_token=self.input_cost_per_token
+            if o.input_cost_per_token is None
+            else o.input_cost_per_token,
+            output_cost_per_token=self.output_cost_per_token
+            if o.output_cost_per_token is None
+            else o.output_cost_per_token,
+            capabilities=caps,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An intent rule: send this intent to `provider` (and `model`, when given)."""
+
+    provider: str
+    model: str | None = None
+    origin: str = "global"  # "container" | "global"
 
 
 @dataclass(frozen=True, slots=True)
 class RouteRequest:
     model: str
     container: str
-    intent: str
+    intent: IntentResult
     allowed_providers: tuple[str, ...] | None = None
     prefer_local: bool = True
+    strategy: str = "balanced"
+    quality_threshold: float = 0.8
+    weights: Weights = field(default_factory=Weights)
+    rules: dict[str, Rule] = field(default_factory=dict)
+    needs_vision: bool = False
+    needs_tools: bool = False
+    est_prompt_tokens: int = 0
+    max_output_tokens: int = 256
+    stream: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +141,7 @@ class Candidate:
 
 @dataclass(slots=True)
 class RouteDecision:
-    intent: str
+    intent: IntentResult
     strategy: str
     candidates: list[Candidate]
     reason: str

@@ -87,6 +87,7 @@ class Omen:
     process: subprocess.Popen[bytes]
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    stopped: bool = False
 
     def client(self, key: str = APP_KEY, **kwargs: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, **kwargs)  # type: ignore[arg-type]
@@ -96,6 +97,9 @@ class Omen:
 
     def stop(self) -> int:
         """SIGTERM, as systemd or docker would; returns once the daemon has shut down cleanly."""
+        if self.stopped:
+            return 0
+        self.stopped = True
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -150,7 +154,7 @@ def start_omen(
     )
     env = omen_env()
     env.update(extra_env or {})
-    log = tmp_path / "omen.log"
+    log = tmp_path / f"omen-{port}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "omen", "serve", "--config", str(config)],
         stdout=log.open("wb"),

@@ -14,6 +14,7 @@ from omen.config import (
     ContainerRouting,
     EndpointConfig,
     LoadedConfig,
+    ModelInfoConfig,
     OmenConfig,
     Problem,
     ProviderConfig,
@@ -160,13 +161,14 @@ def test_example_config_names_every_key_the_model_accepts() -> None:
         BudgetConfig,
         RateLimitConfig,
         ContainerRouting,
+        ModelInfoConfig,
     ]
     missing = []
     for model in models:
         for key in model.model_fields:
             if key == "name" and model in (ProviderConfig, ContainerConfig):
                 continue  # the table's own name
-            if not re.search(rf"(?m)(\b{key}\s*=|\.{key}\]|^\s*{key}\.)", text):
+            if not re.search(rf"(?m)(\b{key}\s*=|\.{key}[\].]|^\s*{key}\.)", text):
                 missing.append(f"{model.__name__}.{key}")
     assert missing == []
 

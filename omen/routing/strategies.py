@@ -1,0 +1,110 @@
+"""The strategies: how the viable (provider, model) options are put in order.
+
+- cost-optimized: cheapest option whose quality meets the threshold (if none does, the best
+  quality there is); local first when prefer_local.
+- latency-first: lowest observed latency (time to first token for streams); local first
+  when prefer_local.
+- balanced: `cost_weight·cost + latency_weight·latency + quality_weight·(1−quality)` on
+  values normalised to 0..1 across the options, lowest wins; with prefer_local, local options
+  that meet the quality threshold go first.
+- quality-first (request priority "quality"): best quality, then cheapest.
+Every option keeps its score components, so the decision record shows why it ranked where.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STRATEGIES = ("cost-optimized", "latency-first", "balanced", "quality-first")
+
+
+@dataclass(slots=True)
+class Option:
+    """One (provider, model) the request could go to, with what ranking needs."""
+
+    provider: str
+    model: str
+    local: bool
+    quality: float
+    est_cost: float  # USD for this request's estimated tokens
+    latency_ms: float  # observed moving average, or the configured/assumed target
+    latency_known: bool
+    score: float = 0.0
+    components: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "local": self.local,
+            "quality": self.quality,
+            "est_cost": round(self.est_cost, 6),
+            "latency_ms": round(self.latency_ms, 1),
+            "score": round(self.score, 4),
+            "components": {k: round(v, 4) for k, v in self.components.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    cost: float = 0.3
+    latency: float = 0.4
+    quality: float = 0.3
+
+
+def rank(
+    options: list[Option],
+    strategy: str,
+    *,
+    prefer_local: bool,
+    quality_threshold: float,
+    weights: Weights,
+) -> tuple[list[Option], str]:
+    """The options best first, and a few words on what decided it."""
+    if not options:
+        return [], ""
+    if strategy == "cost-optimized":
+        good = [o for o in options if o.quality >= quality_threshold]
+        note = f"cheapest with quality ≥ {quality_threshold:g}"
+        if not good:
+            note = f"none meets quality {quality_threshold:g}: best quality"
+            ranked = sorted(options, key=lambda o: (-o.quality, o.est_cost))
+        else:
+            rest = [o for o in options if o.quality < quality_threshold]
+            ranked = sorted(
+                good, key=lambda o: (prefer_local and not o.local, o.est_cost, -o.quality)
+            )
+            ranked += sorted(rest, key=lambda o: (-o.quality, o.est_cost))
+        for o in options:
+            o.score = o.est_cost
+            o.components = {"cost": o.est_cost, "quality": o.quality}
+        return ranked, note
+    if strategy == "latency-first":
+        for o in options:
+            o.score = o.latency_ms
+            o.components = {"latency_ms": o.latency_ms}
+        ranked = sorted(
+            options, key=lambda o: (prefer_local and not o.local, o.latency_ms, o.est_cost)
+        )
+        return ranked, "lowest latency" + (", local first" if prefer_local else "")
+    if strategy == "quality-first":
+        for o in options:
+            o.score = 1 - o.quality
+            o.components = {"quality": o.quality}
+        return sorted(options, key=lambda o: (-o.quality, o.est_cost)), "best quality"
+    # balanced
+    max_cost = max(o.est_cost for o in options) or 1.0
+    max_latency = max(o.latency_ms for o in options) or 1.0
+    for o in options:
+        cost = weights.cost * o.est_cost / max_cost
+        latency = weights.latency * o.latency_ms / max_latency
+        quality = weights.quality * (1 - o.quality)
+        o.components = {"cost": cost, "latency": latency, "quality": quality}
+        o.score = cost + latency + quality
+    if prefer_local:
+        first = [o for o in options if o.local and o.quality >= quality_threshold]
+        if first:
+            rest = [o for o in options if o not in first]
+            ranked = sorted(first, key=lambda o: o.score) + sorted(rest, key=lambda o: o.score)
+            return ranked, f"local meets quality {quality_threshold:g}"
+    return sorted(options, key=lambda o: (o.score, not o.local)), "lowest weighted score"
