@@ -49,6 +49,8 @@ def build_app(loaded: LoadedConfig) -> Starlette:
         Route("/admin/endpoints", guarded(admin.endpoints), methods=["GET"]),
         Route("/admin/endpoints/drain", guarded(admin.drain), methods=["POST"]),
         Route("/admin/endpoints/undrain", guarded(admin.undrain), methods=["POST"]),
+        Route("/admin/containers", guarded(admin.containers), methods=["GET"]),
+        Route("/admin/containers/{name}/budget", guarded(admin.set_budget), methods=["PUT"]),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

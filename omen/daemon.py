@@ -12,14 +12,26 @@ import logging
 import time
 
 from omen.auth import KeyRing
-from omen.config import LoadedConfig
+from omen.config import LoadedConfig, OmenConfig
 from omen.fleet import Fleet
 from omen.gateway import Gateway
+from omen.limits.base import LimitBackend
+from omen.limits.control import UsageControl
+from omen.limits.memory import MemoryLimits
 from store import StoreReader, StoreWriter
 
 log = logging.getLogger("omen.daemon")
 
 _PRUNE_EVERY_S = 600.0
+
+
+def limits_backend(config: OmenConfig) -> LimitBackend:
+    if config.server.redis_url:
+        from omen.limits.redis_backend import RedisLimits
+
+        backend: LimitBackend = RedisLimits(config.server.redis_url)
+        return backend
+    return MemoryLimits()
 
 
 class Daemon:
@@ -29,14 +41,15 @@ class Daemon:
         server = self.config.server
         self.writer = StoreWriter(server.database, flush_interval=server.writer_flush_interval)
         self.fleet = Fleet(self.config, self.writer)
-        self.gateway = Gateway(self.config, self.fleet, self.writer)
+        self.usage = UsageControl(self.config, limits_backend(self.config), self.writer)
+        self.gateway = Gateway(self.config, self.fleet, self.writer, self.usage)
         self.keys = KeyRing(self.config)
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self.writer.start()
-        self._restore_drains()
+        self._restore()
         # One probe round before serving, so /ready and `auto` know what is up.
         await self.fleet.probe_all()
         self.fleet.start()
@@ -52,16 +65,15 @@ class Daemon:
             },
         )
 
-    def _restore_drains(self) -> None:
-        """Drains persist across restarts: re-apply what the store remembers."""
-        try:
-            reader = StoreReader(self.config.server.database)
-        except Exception:  # a brand-new store has nothing to restore
-            return
+    def _restore(self) -> None:
+        """Drains, budget overrides and (in-process) usage counters persist across restarts."""
+        self.writer.flush()
+        reader = StoreReader(self.config.server.database)
         try:
             for (provider, endpoint), row in reader.drains().items():
                 if row.drained:
                     self.fleet.set_drained(provider, endpoint, True, row.reason)
+            self.usage.restore(reader)
         finally:
             reader.close()
 
@@ -77,6 +89,7 @@ class Daemon:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.gateway.wait_idle(timeout=10)
         await self.fleet.aclose()
+        await self.usage.aclose()
         # The writer thread commits what is queued; this is the flush on SIGTERM/SIGINT.
         await asyncio.to_thread(self.writer.close)
         log.info("omen stopped; store flushed")

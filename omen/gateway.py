@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from omen.auth import Principal
@@ -17,9 +17,11 @@ from omen.config import OmenConfig
 from omen.errors import ApiError, invalid
 from omen.fleet import EndpointState, Fleet
 from omen.ids import new_request_id
+from omen.limits.base import BUDGET, SOFT_LIMIT, Ask
+from omen.limits.control import Admission, Refused, Unavailable, UsageControl, retry_after_header
 from omen.policy import Policies, provider_info, route_request
 from omen.providers import JSON, ChatResponse, EmbeddingResponse, UpstreamError, Usage
-from omen.routing import Candidate, NoRoute, RouteDecision, Router
+from omen.routing import Candidate, NoRoute, RouteDecision, Router, RouteRequest
 from store import RequestRecord, StoreWriter
 
 
@@ -36,6 +38,8 @@ class CallContext:
     ts: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     trace_id: str | None = None
+    route: RouteRequest | None = None
+    admission: Admission | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -77,7 +81,9 @@ def header_safe(text: str) -> str:
 
 
 class Gateway:
-    def __init__(self, config: OmenConfig, fleet: Fleet, writer: StoreWriter) -> None:
+    def __init__(
+        self, config: OmenConfig, fleet: Fleet, writer: StoreWriter, usage: UsageControl
+    ) -> None:
         self.config = config
         self.fleet = fleet
         self.writer = writer
@@ -85,8 +91,8 @@ class Gateway:
         self.max_attempts = max(1, config.routing.max_attempts)
         self.failover_timeout = config.routing.failover_timeout
         infos = [provider_info(pconf) for pconf in fleet.provider_configs.values()]
-        self.prices = {i.name: (i.input_cost_per_token, i.output_cost_per_token) for i in infos}
         self.router = Router(infos)
+        self.usage = usage
         self.policies = Policies(config)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -128,18 +134,90 @@ class Gateway:
         request = route_request(
             policy, ctx.body, ctx.container, self.config.server.default_max_tokens
         )
+        pressure = self.usage.pressure.get(ctx.container, 0.0)
+        if pressure >= SOFT_LIMIT and request.model == "auto":
+            # Near its budget: the cheapest candidate that can serve it, before refusing.
+            request = replace(request, strategy="cost-optimized", quality_threshold=0.0)
+        ctx.route = request
         try:
-            return self.router.route(request, self.fleet.snapshot(), models)
+            decision = self.router.route(request, self.fleet.snapshot(), models)
         except NoRoute as exc:
             error = ApiError(exc.status, exc.message, code=exc.code, param="model")
             self.record_refusal(ctx, error)
             raise error from None
+        if pressure >= SOFT_LIMIT and request.model == "auto":
+            decision.reason = f"budget {pressure:.0%} used, steered to cheapest: {decision.reason}"
+        return decision
+
+    async def admit(self, ctx: CallContext, decision: RouteDecision) -> None:
+        """Reserve against the container's limits for the chosen candidate, or refuse (429)."""
+        route = ctx.route
+        assert route is not None
+        first = decision.candidates[0]
+        spec = self.router.spec(first.provider, first.model)
+        ask = Ask(
+            request_id=ctx.request_id,
+            tokens=route.est_prompt_tokens + route.max_output_tokens,
+            cost_usd=route.est_prompt_tokens * spec.input_cost_per_token
+            + route.max_output_tokens * spec.output_cost_per_token,
+        )
+        ask = replace(ask, free=ask.cost_usd == 0)
+        try:
+            ctx.admission = await self.usage.admit(ctx.container, ask)
+            return
+        except Unavailable as exc:
+            error = ApiError(
+                503,
+                f"usage limits cannot be checked ({exc}); refusing rather than "
+                "letting spend go uncounted",
+                code="limits_unavailable",
+            )
+            self.record_refusal(ctx, error, decision)
+            raise error from None
+        except Refused as refused:
+            verdict = refused.verdict
+        cost_bound = verdict.kind == BUDGET or verdict.limit == "max_cost_per_day"
+        free = [c for c in decision.candidates if self.is_free(c)]
+        if cost_bound and free and not ask.free:
+            # Cost budgets never block a zero-cost local model: fall back to those.
+            try:
+                ctx.admission = await self.usage.admit(
+                    ctx.container, replace(ask, cost_usd=0.0, free=True)
+                )
+            except (Refused, Unavailable):
+                pass
+            else:
+                decision.candidates = free
+                decision.reason += f" [{verdict.limit} reached: local only]"
+                return
+        error = ApiError(
+            429,
+            verdict.message,
+            type_=verdict.kind,
+            code=verdict.limit,
+            headers={"retry-after": retry_after_header(verdict)},
+        )
+        self.record_refusal(ctx, error, decision)
+        raise error
+
+    def quota_headers(self, ctx: CallContext) -> dict[str, str]:
+        if ctx.admission is None:
+            return {}
+        warning = ctx.admission.verdict.warning_header()
+        return {"x-omen-quota-warning": warning} if warning else {}
 
     # --- calling -----------------------------------------------------------------------
 
-    def price(self, provider: str, usage: Usage) -> float:
-        per_in, per_out = self.prices.get(provider, (0.0, 0.0))
-        return usage.prompt_tokens * per_in + usage.completion_tokens * per_out
+    def is_free(self, candidate: Candidate) -> bool:
+        spec = self.router.spec(candidate.provider, candidate.model)
+        return spec.input_cost_per_token == 0 and spec.output_cost_per_token == 0
+
+    def price(self, candidate: Candidate, usage: Usage) -> float:
+        spec = self.router.spec(candidate.provider, candidate.model)
+        return (
+            usage.prompt_tokens * spec.input_cost_per_token
+            + usage.completion_tokens * spec.output_cost_per_token
+        )
 
     def report_failure(self, state: EndpointState, error: UpstreamError) -> None:
         connection = error.type in ("upstream_unreachable", "timeout")
@@ -150,6 +228,7 @@ class Gateway:
             self.fleet.embedding_models() if ctx.kind == "embeddings" else self.fleet.chat_models()
         )
         decision = self.decide(ctx, models)
+        await self.admit(ctx, decision)
         attempts: list[Attempt] = []
         last: UpstreamError | None = None
         deadline = time.monotonic() + self.failover_timeout
@@ -178,11 +257,13 @@ class Gateway:
                 state.in_flight -= 1
             self.fleet.record_success(state, _ms(began), None)
             attempts.append(Attempt(candidate, 200, None, _ms(began)))
-            cost = self.price(candidate.provider, result.usage)
+            cost = self.price(candidate, result.usage)
+            await self.usage.settle(ctx.admission, result.usage.total_tokens, cost)
             self.record(ctx, decision, candidate, 200, result.usage, cost, attempts=attempts)
             raw = result.raw if isinstance(result, ChatResponse) else None
             return Answer(candidate, decision, result.usage, cost, result.body, raw)
         error = self.exhausted(decision, attempts, last)
+        await self.usage.release(ctx.admission)
         self.record(
             ctx, decision, None, error.status, Usage(), 0.0, attempts=attempts, error=error.message
         )
@@ -258,9 +339,11 @@ class Gateway:
             body=ctx.body if self.keep_bodies else None,
         )
 
-    def record_refusal(self, ctx: CallContext, error: ApiError) -> None:
-        """A request refused before routing (bad model, limits): visible in logs, no spend."""
-        self.record(ctx, None, None, error.status, Usage(), 0.0, error=error.message)
+    def record_refusal(
+        self, ctx: CallContext, error: ApiError, decision: RouteDecision | None = None
+    ) -> None:
+        """A request refused before any upstream call (bad model, limits): logged, no spend."""
+        self.record(ctx, decision, None, error.status, Usage(), 0.0, error=error.message)
 
 
 def _ms(began: float) -> float:

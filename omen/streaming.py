@@ -109,6 +109,17 @@ class StreamPump:
                 self.gateway.fleet.record_success(self.state, _ms(self.began), self.ttft_ms)
             self.queue.put_nowait(None)
             self._record(usage, model, error)
+            await self._settle(usage)
+
+    async def _settle(self, usage: Usage | None) -> None:
+        admission = self.ctx.admission
+        if admission is None:
+            return
+        if usage is None:
+            return  # no usage reported: the reservation stands as the best estimate
+        await self.gateway.usage.settle(
+            admission, usage.total_tokens, self.gateway.price(self.candidate, usage)
+        )
 
     def _record(self, usage: Usage | None, model: str, error: UpstreamError | None) -> None:
         status = 200
@@ -116,7 +127,7 @@ class StreamPump:
             Attempt(self.candidate, 200, error.message if error else None, _ms(self.began))
         )
         final = usage or Usage()
-        cost = self.gateway.price(self.candidate.provider, final)
+        cost = self.gateway.price(self.candidate, final)
         message = None
         if error is not None:
             message = f"stream ended by upstream error after first byte: {error.message}"
@@ -163,6 +174,7 @@ class StreamPump:
 async def open_stream(gateway: Gateway, ctx: CallContext) -> StreamPump:
     """Route and open the upstream stream, failing over until one yields its first chunk."""
     decision = gateway.decide(ctx, gateway.fleet.chat_models())
+    await gateway.admit(ctx, decision)
     attempts: list[Attempt] = []
     last: UpstreamError | None = None
     deadline = time.monotonic() + gateway.failover_timeout
@@ -197,6 +209,7 @@ async def open_stream(gateway: Gateway, ctx: CallContext) -> StreamPump:
         pump.start()
         return pump
     error: ApiError = gateway.exhausted(decision, attempts, last)
+    await gateway.usage.release(ctx.admission)
     gateway.record(
         ctx, decision, None, error.status, Usage(), 0.0, attempts=attempts, error=error.message
     )

@@ -233,6 +233,28 @@ class StoreReader:
             total = _add(total, edge)
         return total
 
+    def admitted_since(self, container: str, since_ts: float, *, times_limit: int = 0) -> tuple[
+        int, list[float]
+    ]:
+        """Requests a container was admitted for since `since_ts` (status < 400: refusals and
+        upstream failures gave their reservation back), and up to `times_limit` of their start
+        times, newest first. Index-bounded by (container, ts); used when limits restart."""
+        row = self._one(
+            "SELECT count(*) FROM requests WHERE container = ? AND ts >= ? AND status < 400",
+            [container, since_ts],
+        )
+        times: list[float] = []
+        if times_limit:
+            times = [
+                float(r[0])
+                for r in self._all(
+                    "SELECT ts FROM requests WHERE container = ? AND ts >= ? AND status < 400 "
+                    "ORDER BY ts DESC LIMIT ?",
+                    [container, since_ts, times_limit],
+                )
+            ]
+        return (int(row[0]) if row else 0), times
+
     def requests_per_minute(
         self, since_ts: float, container: str | None = None
     ) -> list[MinuteTraffic]:

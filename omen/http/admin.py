@@ -8,6 +8,7 @@ the acting key's id — never the key.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -15,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from omen.auth import Principal
+from omen.config import parse_money
 from omen.daemon import Daemon
 from omen.errors import ApiError, invalid
 from omen.http.api import Api
-from store import AuditRecord, DrainChange
+from store import AuditRecord, BudgetChange, DrainChange
 
 
 def actor_of(principal: Principal) -> str:
@@ -102,3 +104,75 @@ class AdminApi:
             )
         )
         return json_response(state.as_dict(time.monotonic()))
+
+    # --- containers and budgets -------------------------------------------------------
+
+    async def containers(self, request: Request) -> Response:
+        self.admin(request)
+        usage = self.daemon.usage
+        out = []
+        for name, spec in usage.specs.items():
+            used = await usage.usage(name)
+            out.append(
+                {
+                    "container": name,
+                    "limits": {k: v for k, v in asdict(spec).items() if k != "container"},
+                    "usage": used.as_dict(),
+                    "spend": {
+                        "daily": round(used.cost_day, 6),
+                        "weekly": round(used.cost_week, 6),
+                        "monthly": round(used.cost_month, 6),
+                    },
+                    "budget_overrides": dict(usage.overrides.get(name, {})),
+                    "budget_pressure": round(usage.pressure.get(name, 0.0), 3),
+                }
+            )
+        return json_response({"limits": usage.describe(), "containers": out})
+
+    async def set_budget(self, request: Request) -> Response:
+        principal = self.admin(request)
+        name = request.path_params["name"]
+        if name not in self.daemon.usage.specs:
+            raise ApiError(404, f"container {name!r} is not configured", code="unknown_container")
+        body = await self._body(request)
+        if not body:
+            raise invalid("give at least one of `daily`, `weekly`, `monthly`")
+        changes: dict[str, float | None] = {}
+        for key, value in body.items():
+            if key not in ("daily", "weekly", "monthly"):
+                raise invalid(
+                    f"unknown field `{key}`; expected daily, weekly or monthly", param=key
+                )
+            if value is None:
+                changes[key] = None  # back to the configured budget
+                continue
+            try:
+                amount = parse_money(value)
+            except (ValueError, TypeError) as exc:
+                raise invalid(f"`{key}`: {exc}", param=key) from None
+            changes[key] = amount
+        usage = self.daemon.usage
+        before = usage.set_budget(name, changes)
+        spec = usage.specs[name]
+        after = {
+            "daily": spec.budget_daily,
+            "weekly": spec.budget_weekly,
+            "monthly": spec.budget_monthly,
+        }
+        now = time.time()
+        actor = actor_of(principal)
+        self.daemon.writer.record_budget_change(
+            BudgetChange(now, name, before, dict(changes), actor)
+        )
+        self.daemon.writer.record_audit(
+            AuditRecord(
+                ts=now,
+                actor=actor,
+                action="budget",
+                target=name,
+                before=dict(before),
+                after=dict(after),
+                detail=None,
+            )
+        )
+        return json_response({"container": name, "before": before, "after": after})

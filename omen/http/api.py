@@ -100,10 +100,12 @@ class Api:
                 )
                 headers["cache-control"] = "no-cache"
                 headers["x-accel-buffering"] = "no"
+                headers.update(self.daemon.gateway.quota_headers(ctx))
                 return EventStreamResponse(pump.body(), headers, pump.client_gone)
             answer = await self.daemon.gateway.chat(ctx)
         except ApiError as exc:
             return error_response(exc, headers)
+        headers.update(self.daemon.gateway.quota_headers(ctx))
         return self._answer(answer, headers)
 
     def _answer(self, answer: Answer, headers: dict[str, str]) -> Response:
@@ -127,6 +129,7 @@ class Api:
             answer = await self.daemon.gateway.chat(ctx)
         except ApiError as exc:
             return error_response(exc, headers)
+        headers.update(self.daemon.gateway.quota_headers(ctx))
         return self._answer(answer, headers)
 
     async def models(self, request: Request) -> Response:
@@ -176,6 +179,7 @@ class Api:
         body: dict[str, object] = dict(self.daemon.fleet.provider_status())
         body["endpoints"] = self._endpoint_detail()
         body["unusable"] = dict(self.daemon.fleet.unusable)
+        body["limits"] = self.daemon.usage.describe()
         return json_response(body)
 
 

@@ -48,6 +48,10 @@ class Router:
             spec = self._specs[(provider.name, model)] = provider.spec(model)
         return spec
 
+    def spec(self, provider: str, model: str) -> ModelSpec:
+        """Price, quality and capabilities of one model (cached)."""
+        return self._spec(self.providers[provider], model)
+
     # --- 1. options ----------------------------------------------------------------------
 
     def _allowed(self, request: RouteRequest) -> list[ProviderInfo]:
