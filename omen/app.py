@@ -51,6 +51,7 @@ def build_app(loaded: LoadedConfig) -> Starlette:
         Route("/admin/endpoints/undrain", guarded(admin.undrain), methods=["POST"]),
         Route("/admin/containers", guarded(admin.containers), methods=["GET"]),
         Route("/admin/containers/{name}/budget", guarded(admin.set_budget), methods=["PUT"]),
+        Route("/admin/requests/{request_id}/replay", guarded(admin.replay), methods=["POST"]),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

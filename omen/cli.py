@@ -1,8 +1,9 @@
-"""The `omen` command: serve, logs, config check."""
+"""The `omen` command: serve, tui, logs, replay, config check."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,89 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def daemon_url(loaded: LoadedConfig, explicit: str | None) -> str:
+    if explicit:
+        return explicit.rstrip("/")
+    host, port = loaded.config.server.host, loaded.config.server.port
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def admin_key(loaded: LoadedConfig) -> str | None:
+    for entry in loaded.config.auth.api_keys:
+        if entry.scope == "admin" and entry.key is not None:
+            return entry.key.get_secret_value()
+    return os.environ.get("OMEN_ADMIN_KEY") or None
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import httpx
+
+    loaded = _load(args)
+    url = daemon_url(loaded, args.url)
+    key = admin_key(loaded)
+    body: dict[str, object] = {"mode": "reroute" if args.reroute else "same"}
+    if args.provider:
+        body["provider"] = args.provider
+    if args.model:
+        body["model"] = args.model
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = httpx.post(
+            f"{url}/admin/requests/{args.request_id}/replay",
+            json=body,
+            headers=headers,
+            timeout=120,
+        )
+    except httpx.HTTPError as exc:
+        print(f"cannot reach the daemon at {url}: {exc}", file=sys.stderr)
+        return 1
+    data = response.json()
+    if response.status_code != 200:
+        print(
+            f"replay refused ({response.status_code}): {data['error']['message']}", file=sys.stderr
+        )
+        return 1
+    old, new = data["original"], data["replay"]
+    rows = [
+        ("request", old["id"], new["request_id"]),
+        ("provider", old["provider"], new.get("provider")),
+        ("model", old["model"], new.get("model")),
+        ("status", old["status"], new.get("status")),
+        ("latency", f"{old['latency_ms']:.0f} ms", f"{new.get('latency_ms') or 0:.0f} ms"),
+        (
+            "tokens",
+            f"{old['prompt_tokens']}+{old['completion_tokens']}",
+            f"{new.get('prompt_tokens')}+{new.get('completion_tokens')}",
+        ),
+        ("cost", f"${old['cost_usd']:.6f}", f"${new.get('cost_usd') or 0:.6f}"),
+    ]
+    print(f"{'':10} {'original':<40} replay")
+    for label, before, after in rows:
+        print(f"{label:10} {before!s:<40} {after!s}")
+    if new.get("error"):
+        print(f"\nreplay error: {new['error']}")
+    elif new.get("answer") is not None:
+        print(f"\nreplay answer:\n{new['answer']}")
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from tui.app import run
+
+    loaded = _load(args)
+    database = Path(args.db) if args.db else loaded.config.server.database
+    run(
+        database=database,
+        url=daemon_url(loaded, args.url),
+        admin_key=admin_key(loaded),
+        readonly=args.readonly,
+        mouse=not args.no_mouse,
+    )
+    return 0
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from omen.logview import run_logs
 
@@ -120,6 +204,23 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--audit", action="store_true", help="list audit rows instead")
     logs.add_argument("--db", help="store path (default: server.database of the config)")
     logs.set_defaults(func=cmd_logs)
+
+    replay = with_config(sub.add_parser("replay", help="re-send a stored request, old vs new"))
+    replay.add_argument("request_id")
+    replay.add_argument("--provider", help="send it to this provider")
+    replay.add_argument("--model", help="and/or this model")
+    replay.add_argument(
+        "--reroute", action="store_true", help="route it again (default: same route)"
+    )
+    replay.add_argument("--url", help="daemon URL (default: from server.bind)")
+    replay.set_defaults(func=cmd_replay)
+
+    tui = with_config(sub.add_parser("tui", help="the operator console"))
+    tui.add_argument("--db", help="store path (default: server.database of the config)")
+    tui.add_argument("--url", help="daemon URL (default: from server.bind)")
+    tui.add_argument("--readonly", action="store_true", help="hide every action")
+    tui.add_argument("--no-mouse", action="store_true", help="keyboard only")
+    tui.set_defaults(func=cmd_tui)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -13,10 +13,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import httpx
+
 from omen.config import OmenConfig, ProviderConfig
+from omen.gpu import GpuReading, parse_gpu_metrics
 from omen.providers import Probe, Provider, UnsupportedProvider, build_provider
 from omen.routing import EndpointView
-from store import HealthSample, StoreWriter
+from store import GpuSample, HealthSample, StoreWriter
 
 log = logging.getLogger("omen.fleet")
 
@@ -53,6 +56,8 @@ class EndpointState:
     models: frozenset[str] | None = None  # discovered (Ollama /api/tags); None = not known yet
     loaded: list[dict[str, object]] = field(default_factory=list)  # Ollama /api/ps
     loaded_names: frozenset[str] = frozenset()
+    gpu_metrics_url: str | None = None
+    gpu: GpuReading | None = None
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=_WINDOW))
 
     @property
@@ -94,6 +99,9 @@ class EndpointState:
             "error_rate": round(self.error_rate, 3),
             "last_error": self.last_error,
             "loaded_models": [m.get("name") for m in self.loaded],
+            "gpu_util_percent": self.gpu.util_percent if self.gpu else None,
+            "vram_used_bytes": self.gpu.used_bytes if self.gpu else None,
+            "vram_total_bytes": self.gpu.total_bytes if self.gpu else None,
         }
 
 
@@ -109,6 +117,7 @@ class Fleet:
         self._writer = writer
         self._tasks: list[asyncio.Task[None]] = []
         self._model_tables: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._http = httpx.AsyncClient(timeout=5.0)
         self.cooldown_s = config.routing.cooldown
         for name, pconf in config.providers.items():
             if not pconf.enabled:
@@ -123,7 +132,13 @@ class Fleet:
                 continue
             self.provider_configs[name] = pconf
             for endpoint in pconf.endpoints:
-                state = EndpointState(name, endpoint.name, endpoint.url, local=pconf.is_local)
+                state = EndpointState(
+                    name,
+                    endpoint.name,
+                    endpoint.url,
+                    local=pconf.is_local,
+                    gpu_metrics_url=endpoint.gpu_metrics_url,
+                )
                 self.endpoints[state.key] = state
 
     # --- outcomes reported by the gateway --------------------------------------------
@@ -207,6 +222,8 @@ class Fleet:
                 "recovered" if state.healthy else "unhealthy",
                 extra={"provider": state.provider, "endpoint": state.name, "error": result.error},
             )
+        if state.local and result.healthy:
+            await self._sample_gpu(state, now)
         if self._writer is not None:
             self._writer.record_health(
                 HealthSample(
@@ -216,6 +233,42 @@ class Fleet:
                     healthy=result.healthy,
                     latency_ms=result.latency_ms,
                     error=result.error,
+                    in_flight=state.in_flight,
+                )
+            )
+
+    async def _sample_gpu(self, state: EndpointState, now: float) -> None:
+        """Loaded models and VRAM from /api/ps, utilisation from the box's exporter if any."""
+        reading = GpuReading(None, None, None)
+        if state.gpu_metrics_url:
+            try:
+                response = await self._http.get(state.gpu_metrics_url)
+                response.raise_for_status()
+                reading = parse_gpu_metrics(response.text)
+            except httpx.HTTPError as exc:
+                log.info(
+                    "gpu metrics unavailable", extra={"endpoint": state.name, "error": str(exc)}
+                )
+        state.gpu = reading
+        used = reading.used_bytes
+        if used is None and state.loaded:
+            used = sum(int(m.get("size_vram") or 0) for m in state.loaded)  # type: ignore[call-overload]
+        if self._writer is not None:
+            self._writer.record_gpu(
+                GpuSample(
+                    ts=now,
+                    provider=state.provider,
+                    endpoint=state.name,
+                    loaded_models=[
+                        {
+                            k: m.get(k)
+                            for k in ("name", "size", "size_vram", "expires_at", "context_length")
+                        }
+                        for m in state.loaded
+                    ],
+                    vram_used_bytes=used,
+                    vram_total_bytes=reading.total_bytes,
+                    gpu_util_percent=reading.util_percent,
                     in_flight=state.in_flight,
                 )
             )
@@ -244,6 +297,7 @@ class Fleet:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
+        await self._http.aclose()
 
     # --- read side ---------------------------------------------------------------------
 

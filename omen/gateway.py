@@ -40,6 +40,7 @@ class CallContext:
     trace_id: str | None = None
     route: RouteRequest | None = None
     admission: Admission | None = None
+    replay_of: str | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -334,6 +335,7 @@ class Gateway:
                 decision=details,
                 error=error,
                 trace_id=ctx.trace_id,
+                replay_of=ctx.replay_of,
                 client_closed=client_closed,
             ),
             body=ctx.body if self.keep_bodies else None,

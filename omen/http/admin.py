@@ -7,6 +7,7 @@ the acting key's id — never the key.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict
 from typing import Any
@@ -19,8 +20,9 @@ from omen.auth import Principal
 from omen.config import parse_money
 from omen.daemon import Daemon
 from omen.errors import ApiError, invalid
+from omen.gateway import CallContext
 from omen.http.api import Api
-from store import AuditRecord, BudgetChange, DrainChange
+from store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreReader
 
 
 def actor_of(principal: Principal) -> str:
@@ -176,3 +178,124 @@ class AdminApi:
             )
         )
         return json_response({"container": name, "before": before, "after": after})
+
+    # --- replay ------------------------------------------------------------------------
+
+    async def replay(self, request: Request) -> Response:
+        """Re-send a stored request: the same route, re-routed, or to a named provider/model."""
+        principal = self.admin(request)
+        request_id = request.path_params["request_id"]
+        body = await self._body(request)
+        mode = body.get("mode", "same")
+        provider, model = body.get("provider"), body.get("model")
+        if provider is not None or model is not None:
+            mode = "named"
+        if mode not in ("same", "reroute", "named"):
+            raise invalid("`mode` must be same, reroute, or give provider/model", param="mode")
+        writer = self.daemon.writer
+        await asyncio.to_thread(writer.flush)
+        original, stored = await asyncio.to_thread(self._load, request_id)
+        if original is None:
+            raise ApiError(404, f"no request {request_id!r} in the store", code="unknown_request")
+        if stored is None:
+            raise ApiError(
+                409,
+                f"the body of {request_id} is not stored (server.keep_request_bodies is 0 or it "
+                "was pruned), so it cannot be replayed",
+                code="body_not_stored",
+            )
+        replayed = dict(stored)
+        replayed.pop("stream", None)
+        replayed.pop("stream_options", None)
+        if mode == "same" and original.provider and original.model:
+            replayed["model"] = f"{original.provider}/{original.model}"
+        elif mode == "reroute":
+            replayed["model"] = original.requested_model
+        elif mode == "named":
+            chosen_provider = provider or original.provider
+            chosen_model = model or original.model or original.requested_model
+            replayed["model"] = (
+                f"{chosen_provider}/{chosen_model}" if chosen_provider else chosen_model
+            )
+        gateway = self.daemon.gateway
+        ctx = CallContext(
+            Principal(principal.key_id, "admin", original.container),
+            original.container,
+            original.kind if original.kind in ("chat", "embeddings") else "chat",
+            replayed,
+        )
+        ctx.replay_of = request_id
+        outcome: dict[str, Any] = {"request_id": ctx.request_id, "mode": mode}
+        try:
+            answer = await gateway.chat(ctx)
+        except ApiError as exc:
+            outcome.update(
+                status=exc.status,
+                error=exc.message,
+                provider=None,
+                model=None,
+                latency_ms=round(ctx.elapsed_ms(), 1),
+                prompt_tokens=0,
+                completion_tokens=0,
+                cost_usd=0.0,
+                answer=None,
+            )
+        else:
+            choices = answer.body.get("choices") or [{}]
+            message = choices[0].get("message") or {}
+            outcome.update(
+                status=200,
+                error=None,
+                provider=answer.candidate.provider,
+                model=answer.body.get("model") or answer.candidate.model,
+                endpoint=answer.candidate.endpoint,
+                latency_ms=round(ctx.elapsed_ms(), 1),
+                prompt_tokens=answer.usage.prompt_tokens,
+                completion_tokens=answer.usage.completion_tokens,
+                cost_usd=round(answer.cost, 8),
+                answer=message.get("content"),
+                reason=answer.decision.reason,
+            )
+        writer.record_audit(
+            AuditRecord(
+                ts=time.time(),
+                actor=actor_of(principal),
+                action="replay",
+                target=request_id,
+                before=None,
+                after={
+                    k: outcome.get(k) for k in ("request_id", "mode", "provider", "model", "status")
+                },
+                detail=None,
+            )
+        )
+        return json_response({"original": self._describe(original), "replay": outcome})
+
+    def _load(self, request_id: str) -> tuple[RequestRow | None, dict[str, Any] | None]:
+        reader = StoreReader(self.daemon.config.server.database)
+        try:
+            return reader.get_request(request_id), reader.get_request_body(request_id)
+        finally:
+            reader.close()
+
+    @staticmethod
+    def _describe(row: RequestRow) -> dict[str, Any]:
+        keep = (
+            "id",
+            "ts",
+            "container",
+            "requested_model",
+            "provider",
+            "model",
+            "endpoint",
+            "intent",
+            "status",
+            "latency_ms",
+            "ttft_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "reason",
+            "error",
+        )
+        return {name: getattr(row, name) for name in keep}
