@@ -34,6 +34,8 @@ class _Calendar:
 class _Counters:
     hour: deque[tuple[float, str]] = field(default_factory=deque)
     minute: deque[list[object]] = field(default_factory=deque)  # [ts, request id, tokens]
+    minute_sum: int = 0
+    minute_index: dict[str, list[object]] = field(default_factory=dict)
     days: dict[str, _Calendar] = field(default_factory=dict)
     weeks: dict[str, float] = field(default_factory=dict)
     months: dict[str, float] = field(default_factory=dict)
@@ -51,10 +53,40 @@ class _Counters:
         while self.hour and self.hour[0][0] <= now - 3600:
             self.hour.popleft()
         while self.minute and float(self.minute[0][0]) <= now - 60:  # type: ignore[arg-type]
-            self.minute.popleft()
+            entry = self.minute.popleft()
+            self.minute_sum -= int(entry[2])  # type: ignore[call-overload]
+            self.minute_index.pop(str(entry[1]), None)
 
-    def minute_tokens(self) -> int:
-        return sum(int(entry[2]) for entry in self.minute)  # type: ignore[call-overload]
+    def add_minute(self, now: float, request_id: str, tokens: int) -> None:
+        entry: list[object] = [now, request_id, tokens]
+        self.minute.append(entry)
+        self.minute_index[request_id] = entry
+        self.minute_sum += tokens
+
+    def adjust_minute(self, request_id: str, delta: int) -> None:
+        entry = self.minute_index.get(request_id)
+        if entry is not None:
+            new = max(0, int(entry[2]) + delta)  # type: ignore[call-overload]
+            self.minute_sum += new - int(entry[2])  # type: ignore[call-overload]
+            entry[2] = new
+
+    def drop(self, request_id: str) -> None:
+        """Forget a released request in both sliding windows (rare: upstream failures)."""
+        entry = self.minute_index.pop(request_id, None)
+        if entry is not None:
+            self.minute_sum -= int(entry[2])  # type: ignore[call-overload]
+            self.minute.remove(entry)
+        self.hour = deque(e for e in self.hour if e[1] != request_id)
+
+
+def _over(spent: float, ask: float, limit: float) -> bool:
+    """Money compared in whole micro-dollars, as the Redis backend stores it: 0.1 + 0.2 fits 0.3."""
+    return round(spent * 1e6) + round(ask * 1e6) > round(limit * 1e6)
+
+
+def bucket_capacity(spec: LimitSpec) -> float:
+    assert spec.requests_per_second is not None
+    return float(spec.burst or max(1, int(spec.requests_per_second)))
 
 
 def judge(
@@ -81,7 +113,7 @@ def judge(
             RATE,
             "requests_per_second",
             f"rate limit of {spec.requests_per_second:g} requests/s "
-            f"(burst {spec.burst or 1}) reached",
+            f"(burst {bucket_capacity(spec):g}) reached",
             retry_after=(1.0 - bucket) / spec.requests_per_second,
         )
     if spec.tokens_per_minute is not None and tokens_minute + ask.tokens > spec.tokens_per_minute:
@@ -138,7 +170,7 @@ def judge(
     ends = {"daily": periods.day_ends, "weekly": periods.week_ends, "monthly": periods.month_ends}
     if not ask.free:
         for period, limit in spec.budgets():
-            if spent[period] + ask.cost_usd > limit:
+            if _over(spent[period], ask.cost_usd, limit):
                 if spec.on_exceed == "deny":
                     return Verdict(
                         False,
@@ -186,7 +218,7 @@ class MemoryLimits:
     def _refill(self, spec: LimitSpec, c: _Counters, now: float) -> float | None:
         if spec.requests_per_second is None:
             return None
-        capacity = float(spec.burst or max(1, int(spec.requests_per_second)))
+        capacity = bucket_capacity(spec)
         if c.bucket is None:
             c.bucket = capacity
         else:
@@ -210,7 +242,7 @@ class MemoryLimits:
             oldest_hour=c.hour[0][0] if c.hour else None,
             requests_day=day.requests,
             tokens_day=day.tokens,
-            tokens_minute=c.minute_tokens() if spec.tokens_per_minute is not None else 0,
+            tokens_minute=c.minute_sum,
             oldest_minute=float(c.minute[0][0]) if c.minute else None,  # type: ignore[arg-type]
             cost_day=day.cost,
             cost_week=c.weeks.get(periods.week, 0.0),
@@ -222,7 +254,7 @@ class MemoryLimits:
         if c.bucket is not None:
             c.bucket -= 1.0
         c.hour.append((now, ask.request_id))
-        c.minute.append([now, ask.request_id, ask.tokens])
+        c.add_minute(now, ask.request_id, ask.tokens)
         cost = 0.0 if ask.free else ask.cost_usd
         day.requests += 1
         day.tokens += ask.tokens
@@ -245,8 +277,9 @@ class MemoryLimits:
         )
 
     async def release(self, spec: LimitSpec, ask: Ask, periods: Periods) -> None:
-        c = self._counters(spec.container)
-        c.hour = deque(e for e in c.hour if e[1] != ask.request_id)
+        if ask.request_id not in self._held:
+            return  # settled or released already: it stays counted
+        self._counters(spec.container).drop(ask.request_id)
         self._adjust(spec, ask, periods, -ask.tokens, -(0.0 if ask.free else ask.cost_usd), -1)
 
     def _adjust(
@@ -255,10 +288,7 @@ class MemoryLimits:
         if self._held.pop(ask.request_id, None) is None:
             return  # settled or released already
         c = self._counters(spec.container)
-        for entry in c.minute:
-            if entry[1] == ask.request_id:
-                entry[2] = max(0, int(entry[2]) + tokens)  # type: ignore[call-overload]
-                break
+        c.adjust_minute(ask.request_id, tokens)
         day = c.days.get(periods.day)
         if day is not None:
             day.requests += requests
@@ -277,7 +307,7 @@ class MemoryLimits:
             requests_hour=len(c.hour),
             requests_day=day.requests,
             tokens_day=day.tokens,
-            tokens_minute=c.minute_tokens(),
+            tokens_minute=c.minute_sum,
             cost_day=day.cost,
             cost_week=c.weeks.get(periods.week, 0.0),
             cost_month=c.months.get(periods.month, 0.0),

@@ -95,6 +95,7 @@ end
 local function member_tokens(m) return tonumber(string.match(m, '|(%d+)$')) or 0 end
 local cutoff = now - 60
 local sum = redis.call('GET', KEYS[3])
+local stored_sum = sum
 if sum then
   sum = tonumber(sum)
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff)) do
@@ -112,6 +113,14 @@ else
     for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do sum = sum + member_tokens(m) end
   end
   oldest_minute = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+end
+-- The set and its sum change together, refused or not.
+if in_minute == 0 then
+  if stored_sum then redis.call('DEL', KEYS[3]) end
+elseif not stored_sum then
+  redis.call('SET', KEYS[3], sum, 'EX', 61)
+elseif stored_sum ~= tostring(sum) then
+  redis.call('SET', KEYS[3], sum, 'KEEPTTL')
 end
 
 -- Calendar windows.
@@ -215,7 +224,8 @@ local release = ARGV[2] == 'release'
 local old_tokens, old_cost = tonumber(held[1]), tonumber(held[2])
 local d_requests, d_tokens, d_cost
 if release then
-  d_requests, d_tokens, d_cost = -1, -old_tokens, -old_cost
+  -- 0 - x, not -x: Lua's -0 would reach Redis as "-0", which INCRBY rejects
+  d_requests, d_tokens, d_cost = -1, 0 - old_tokens, 0 - old_cost
   redis.call('ZREM', KEYS[1], id)
 else
   d_requests, d_tokens, d_cost = 0, tonumber(ARGV[3]) - old_tokens, tonumber(ARGV[4]) - old_cost
