@@ -263,3 +263,20 @@ def test_budget_override_applies_at_once_persists_and_is_audited(
     assert post(again, model="openai/gpt-4o").status_code == 429  # the override persisted
     audit = again.omen("logs", "--audit").stdout
     assert '"action":"budget"' in audit and ADMIN_KEY not in audit
+
+
+def test_a_container_near_its_budget_is_steered_to_the_cheapest_candidate(
+    omen_factory: Callable[..., Omen], upstreams: Upstreams
+) -> None:
+    upstreams.openai.script.default = TextReply("ok", prompt_tokens=100, completion_tokens=50)
+    omen = omen_factory(limits_config(upstreams, '[containers.app.budget]\ndaily = "0.0075"'))
+    best = post(omen, model="auto", metadata={"priority": "quality"}, max_tokens=50)
+    assert best.headers["x-omen-provider"] == "openai"  # quality-first, far from the budget
+    for _ in range(8):
+        assert post(omen, model="openai/gpt-4o", max_tokens=50).status_code == 200
+    # $0.00675 of $0.0075 spent: past 90%, so quality-first gives way to the cheapest.
+    steered = post(omen, model="auto", metadata={"priority": "quality"}, max_tokens=50)
+    assert steered.status_code == 200
+    assert steered.headers["x-omen-provider"] == "ollama"
+    assert steered.headers["x-omen-route-reason"].startswith("budget 9")
+    assert "steered to cheapest" in steered.headers["x-omen-route-reason"]
