@@ -172,6 +172,12 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from omen.demo.run import run_demo
+
+    return run_demo(Path(args.dir) if args.dir else None, args.seconds, args.headless, args.rate)
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from omen.logview import run_logs
 
@@ -221,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--readonly", action="store_true", help="hide every action")
     tui.add_argument("--no-mouse", action="store_true", help="keyboard only")
     tui.set_defaults(func=cmd_tui)
+
+    demo = sub.add_parser("demo", help="simulated upstreams, live traffic and the console")
+    demo.add_argument(
+        "--dir", help="where to keep the demo's config and store (default: a temp dir)"
+    )
+    demo.add_argument("--rate", type=float, default=4.0, help="requests per second (default 4)")
+    demo.add_argument("--headless", action="store_true", help="no console: run for --seconds")
+    demo.add_argument("--seconds", type=float, help="with --headless: how long (default 30)")
+    demo.set_defaults(func=cmd_demo)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -1,0 +1,1 @@
+"""`omen demo`: simulated upstreams, generated traffic and history, and the console."""
