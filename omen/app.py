@@ -42,6 +42,7 @@ def build_app(loaded: LoadedConfig) -> Starlette:
     routes = [
         Route("/v1/chat/completions", guarded(api.chat_completions), methods=["POST"]),
         Route("/v1/embeddings", guarded(api.embeddings), methods=["POST"]),
+        Route("/v1/messages", api.messages, methods=["POST"]),
         Route("/v1/models", guarded(api.models), methods=["GET"]),
         Route("/health", guarded(api.health), methods=["GET"]),
         Route("/ready", guarded(api.ready), methods=["GET"]),

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import orjson
 
@@ -31,6 +32,45 @@ def sse(chunk: JSON) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
+class ChunkEncoder(Protocol):
+    """Turns OpenAI chunks into what the client's wire format wants on the socket."""
+
+    def chunk(self, chunk: JSON) -> bytes: ...
+
+    def done(self, usage: Usage | None) -> bytes: ...
+
+    def error(self, error: UpstreamError) -> bytes: ...
+
+
+class OpenAIEncoder:
+    """OpenAI's SSE: the usage chunk only when the client asked for it, then [DONE]."""
+
+    def __init__(self, include_usage: bool) -> None:
+        self.include_usage = include_usage
+
+    def chunk(self, chunk: JSON) -> bytes:
+        if not chunk.get("choices"):
+            return sse(chunk) if self.include_usage else b""
+        if not self.include_usage:
+            chunk.pop("usage", None)
+        return sse(chunk)
+
+    def done(self, usage: Usage | None) -> bytes:
+        return DONE
+
+    def error(self, error: UpstreamError) -> bytes:
+        return sse(
+            {
+                "error": {
+                    "message": error.message,
+                    "type": error.type,
+                    "param": None,
+                    "code": error.code or "upstream_stream_error",
+                }
+            }
+        )
+
+
 class StreamPump:
     def __init__(
         self,
@@ -43,6 +83,7 @@ class StreamPump:
         first: JSON,
         attempts: list[Attempt],
         began: float,
+        encoder: ChunkEncoder | None = None,
     ) -> None:
         self.gateway = gateway
         self.ctx = ctx
@@ -55,7 +96,7 @@ class StreamPump:
         self.began = began
         self.ttft_ms = ctx.elapsed_ms()
         options = ctx.body.get("stream_options") or {}
-        self.include_usage = bool(options.get("include_usage"))
+        self.encoder = encoder or OpenAIEncoder(bool(options.get("include_usage")))
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.client_closed = False
         self.task: asyncio.Task[None] | None = None
@@ -75,15 +116,11 @@ class StreamPump:
                     model = chunk["model"]
                 if chunk.get("usage"):
                     usage = Usage.from_openai(chunk["usage"])
-                if not chunk.get("choices"):
-                    if self.include_usage:
-                        self.queue.put_nowait(sse(chunk))
-                else:
-                    if not self.include_usage:
-                        chunk.pop("usage", None)
-                    self.queue.put_nowait(sse(chunk))
+                data = self.encoder.chunk(chunk)
+                if data:
+                    self.queue.put_nowait(data)
                 chunk = await anext(self.upstream, None)
-            self.queue.put_nowait(DONE)
+            self.queue.put_nowait(self.encoder.done(usage))
         except UpstreamError as exc:
             error = exc
         except Exception as exc:  # a broken upstream must still end the client's stream
@@ -92,18 +129,7 @@ class StreamPump:
         finally:
             self.state.in_flight -= 1
             if error is not None:
-                self.queue.put_nowait(
-                    sse(
-                        {
-                            "error": {
-                                "message": error.message,
-                                "type": error.type,
-                                "param": None,
-                                "code": error.code or "upstream_stream_error",
-                            }
-                        }
-                    )
-                )
+                self.queue.put_nowait(self.encoder.error(error))
                 self.gateway.report_failure(self.state, error)
             else:
                 self.gateway.fleet.record_success(self.state, _ms(self.began), self.ttft_ms)
@@ -171,7 +197,9 @@ class StreamPump:
                 self.client_closed = True
 
 
-async def open_stream(gateway: Gateway, ctx: CallContext) -> StreamPump:
+async def open_stream(
+    gateway: Gateway, ctx: CallContext, encoder: ChunkEncoder | None = None
+) -> StreamPump:
     """Route and open the upstream stream, failing over until one yields its first chunk."""
     decision = gateway.decide(ctx, gateway.fleet.chat_models())
     await gateway.admit(ctx, decision)
@@ -204,7 +232,7 @@ async def open_stream(gateway: Gateway, ctx: CallContext) -> StreamPump:
             await _close(upstream)
             raise
         pump = StreamPump(
-            gateway, ctx, decision, candidate, state, upstream, first, attempts, began
+            gateway, ctx, decision, candidate, state, upstream, first, attempts, began, encoder
         )
         pump.start()
         return pump

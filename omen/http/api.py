@@ -14,6 +14,7 @@ from omen.auth import ANONYMOUS, Principal, bearer_token
 from omen.daemon import Daemon
 from omen.errors import ApiError
 from omen.gateway import Answer, CallContext, header_safe
+from omen.http.anthropic_inbound import AnthropicEncoder, error_body, from_openai, to_openai
 from omen.http.errors import error_response
 from omen.http.sse import EventStreamResponse
 from omen.http.validate import check_chat, check_embeddings, read_json
@@ -121,6 +122,53 @@ class Api:
         headers["x-omen-cost-usd"] = f"{answer.cost:.6f}"
         content = answer.raw if answer.raw is not None else orjson.dumps(answer.body)
         return Response(content, media_type="application/json", headers=headers)
+
+    async def messages(self, request: Request) -> Reply:
+        """Anthropic-format clients: same routing, limits and recording, Anthropic's shapes."""
+        headers: dict[str, str] = {}
+        try:
+            principal = self.authenticate(request)
+            body = to_openai(await read_json(request, self.max_body))
+            check_chat(body)
+            gateway = self.daemon.gateway
+            container = gateway.container_for(principal, body)
+            ctx = CallContext(
+                principal, container, "messages", body, stream=bool(body.get("stream"))
+            )
+            ctx.trace_id = _trace_id(request.headers.get("traceparent"))
+            headers["x-omen-request-id"] = ctx.request_id
+            if ctx.stream:
+                pump = await open_stream(gateway, ctx, AnthropicEncoder(body["model"]))
+                headers.update(
+                    _route_headers(
+                        pump.decision.intent.intent,
+                        pump.candidate.provider,
+                        pump.candidate.model,
+                        pump.decision.reason,
+                    )
+                )
+                headers["cache-control"] = "no-cache"
+                headers.update(gateway.quota_headers(ctx))
+                return EventStreamResponse(pump.body(), headers, pump.client_gone)
+            answer = await gateway.chat(ctx)
+        except ApiError as exc:
+            return Response(
+                orjson.dumps(error_body(exc)),
+                status_code=exc.status,
+                media_type="application/json",
+                headers={**exc.headers, **headers},
+            )
+        headers.update(self.daemon.gateway.quota_headers(ctx))
+        headers.update(
+            _route_headers(
+                answer.decision.intent.intent,
+                answer.candidate.provider,
+                answer.candidate.model,
+                answer.decision.reason,
+            )
+        )
+        headers["x-omen-cost-usd"] = f"{answer.cost:.6f}"
+        return json_response(from_openai(answer.body, answer.usage), headers=headers)
 
     async def embeddings(self, request: Request) -> Response:
         ctx = await self._context(request, "embeddings")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from omen.config import ProviderConfig
 from omen.providers.base import (
     JSON,
@@ -53,4 +55,21 @@ def build_provider(config: ProviderConfig) -> Provider:
             api_version=config.api_version,
             deployments=dict(config.deployments),
         )
-    raise UnsupportedProvider(f"provider type {config.type!r} has no adapter yet")
+    adapter = _ADAPTERS.get(config.type)
+    if adapter is None:
+        raise UnsupportedProvider(f"provider type {config.type!r} has no adapter")
+    module, name = adapter
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise UnsupportedProvider(f"provider type {config.type!r}: {exc}") from exc
+    provider: Provider = cls(config)
+    return provider
+
+
+# One module per wire format; each adapter class takes its provider's config.
+_ADAPTERS = {
+    "anthropic": ("omen.providers.anthropic", "AnthropicProvider"),
+    "gemini": ("omen.providers.gemini", "GeminiProvider"),
+    "bedrock": ("omen.providers.bedrock", "BedrockProvider"),
+}

@@ -188,8 +188,14 @@ def omen_factory(tmp_path: Path) -> Iterator[Callable[..., Omen]]:
         return instance
 
     yield factory
-    for instance in started:
-        instance.stop()
+    failures: list[AssertionError] = []
+    for instance in started:  # stop every daemon, even when one of them stops badly
+        try:
+            instance.stop()
+        except AssertionError as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture
