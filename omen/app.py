@@ -47,6 +47,7 @@ def build_app(loaded: LoadedConfig) -> Starlette:
         Route("/health", guarded(api.health), methods=["GET"]),
         Route("/ready", guarded(api.ready), methods=["GET"]),
         Route("/providers", guarded(api.providers), methods=["GET"]),
+        Route("/metrics", guarded(api.metrics), methods=["GET"]),
         Route("/admin/endpoints", guarded(admin.endpoints), methods=["GET"]),
         Route("/admin/endpoints/drain", guarded(admin.drain), methods=["POST"]),
         Route("/admin/endpoints/undrain", guarded(admin.undrain), methods=["POST"]),

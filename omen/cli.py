@@ -181,8 +181,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     from omen.logview import run_logs
 
-    loaded = _load(args)
-    database = Path(args.db) if args.db else loaded.config.server.database
+    # With --db the store is read directly: logs must work even when the config is broken.
+    database = Path(args.db) if args.db else _load(args).config.server.database
     return run_logs(args, database)
 
 

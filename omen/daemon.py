@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
+from collections.abc import Coroutine
 
 from omen.auth import KeyRing
-from omen.config import LoadedConfig, OmenConfig
+from omen.config import ConfigError, LoadedConfig, OmenConfig, load_config
 from omen.fleet import Fleet
 from omen.gateway import Gateway
 from omen.limits.base import LimitBackend
 from omen.limits.control import UsageControl
 from omen.limits.memory import MemoryLimits
-from store import StoreReader, StoreWriter
+from omen.telemetry.metrics import Metrics
+from store import AuditRecord, StoreReader, StoreWriter
 
 log = logging.getLogger("omen.daemon")
 
@@ -42,18 +45,23 @@ class Daemon:
         self.writer = StoreWriter(server.database, flush_interval=server.writer_flush_interval)
         self.fleet = Fleet(self.config, self.writer)
         self.usage = UsageControl(self.config, limits_backend(self.config), self.writer)
-        self.gateway = Gateway(self.config, self.fleet, self.writer, self.usage)
+        self.metrics = Metrics(set(self.config.containers), set(self.fleet.provider_configs), set())
+        self.gateway = Gateway(self.config, self.fleet, self.writer, self.usage, self.metrics)
         self.keys = KeyRing(self.config)
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
+        self._reloads: set[asyncio.Task[bool]] = set()
 
     async def start(self) -> None:
         self.writer.start()
         self._restore()
         # One probe round before serving, so /ready and `auto` know what is up.
         await self.fleet.probe_all()
+        self._known_models()
+        self.fleet.on_models_changed = self._known_models
         self.fleet.start()
         self._tasks.append(asyncio.create_task(self._prune_loop()))
+        self.install_reload()
         for name, why in self.fleet.unusable.items():
             log.warning("provider %s is not usable: %s", name, why, extra={"provider": name})
         log.info(
@@ -77,11 +85,130 @@ class Daemon:
         finally:
             reader.close()
 
+    def _known_models(self) -> None:
+        """Metric labels may name any model Omen serves, and nothing else."""
+        models: set[str] = set()
+        for table in (self.fleet.chat_models(), self.fleet.embedding_models()):
+            for names in table.values():
+                models.update(names)
+        self.metrics.models = models
+
+    async def refresh_gauges(self) -> None:
+        """Point-in-time gauges, set when scraped: endpoint health and limit usage."""
+        now = time.monotonic()
+        for state in self.fleet.endpoints.values():
+            self.metrics.set_health(state.provider, state.name, state.status(now) == "healthy")
+        for name, spec in self.usage.specs.items():
+            if not spec.limited:
+                continue
+            try:
+                used = await self.usage.usage(name)
+            except Exception:  # Redis down: the gauges keep their last values
+                log.warning("limit usage unavailable for metrics", extra={"container": name})
+                continue
+            for limit_name, limit, value in (
+                ("max_requests_per_hour", spec.max_requests_per_hour, used.requests_hour),
+                ("max_requests_per_day", spec.max_requests_per_day, used.requests_day),
+                ("max_tokens_per_day", spec.max_tokens_per_day, used.tokens_day),
+                ("max_cost_per_day", spec.max_cost_per_day, used.cost_day),
+                ("tokens_per_minute", spec.tokens_per_minute, used.tokens_minute),
+                ("budget_daily", spec.budget_daily, used.cost_day),
+                ("budget_weekly", spec.budget_weekly, used.cost_week),
+                ("budget_monthly", spec.budget_monthly, used.cost_month),
+            ):
+                if limit is not None:
+                    self.metrics.set_quota(name, limit_name, float(limit), float(value))
+
     async def _prune_loop(self) -> None:
         server = self.config.server
         while True:
             self.writer.prune(server.keep_request_bodies, server.keep_samples)
             await asyncio.sleep(_PRUNE_EVERY_S)
+
+    # --- reload (SIGHUP) --------------------------------------------------------------------
+
+    def install_reload(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._track(self.reload()))
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests, demo)
+            log.info("SIGHUP reload unavailable in this thread")
+
+    def _track(self, coroutine: Coroutine[object, object, bool]) -> None:
+        task: asyncio.Task[bool] = asyncio.ensure_future(coroutine)
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self) -> bool:
+        """Swap in a new config without dropping in-flight requests or losing counters.
+
+        Endpoints that are still configured keep their state (health, drains, latency,
+        in-flight); counters live in the limits backend, which stays; budget overrides stay.
+        An invalid config is refused and the running one keeps serving.
+        """
+        before = self._summary()
+        try:
+            loaded = await asyncio.to_thread(load_config, self.loaded.path)
+        except ConfigError as exc:
+            problems = [str(p) for p in exc.problems if p.severity == "error"]
+            log.error(
+                "config reload refused; still running the old config: %s", "; ".join(problems)
+            )
+            self._audit_reload(before, None, "refused: " + "; ".join(problems)[:2000])
+            return False
+        config = loaded.config
+        for setting in ("bind", "database", "redis_url", "writer_flush_interval"):
+            if getattr(config.server, setting) != getattr(self.config.server, setting):
+                log.warning("server.%s changed: it takes effect on restart", setting)
+        fleet = Fleet(config, self.writer)
+        for key, state in fleet.endpoints.items():
+            old = self.fleet.endpoints.get(key)
+            if old is not None and old.url == state.url:
+                fleet.endpoints[key] = old
+        old_fleet, old_gateway = self.fleet, self.gateway
+        self.usage.reconfigure(config)
+        self.metrics.containers = set(config.containers) | {"default"}
+        self.metrics.providers = set(fleet.provider_configs)
+        self.loaded, self.config = loaded, config
+        self.fleet = fleet
+        self.gateway = Gateway(config, fleet, self.writer, self.usage, self.metrics)
+        self.keys = KeyRing(config)
+        self._known_models()
+        fleet.on_models_changed = self._known_models
+        fleet.start()
+        self._track(self._retire(old_fleet, old_gateway))
+        self._audit_reload(before, self._summary(), None)
+        log.info("config reloaded", extra=self._summary())
+        return True
+
+    async def _retire(self, fleet: Fleet, gateway: Gateway) -> bool:
+        """Let requests on the old parts finish, then close their connections."""
+        await gateway.wait_idle(timeout=120)
+        await fleet.aclose()
+        return True
+
+    def _summary(self) -> dict[str, object]:
+        return {
+            "path": str(self.loaded.path) if self.loaded.path else None,
+            "providers": sorted(self.fleet.provider_configs),
+            "endpoints": len(self.fleet.endpoints),
+            "containers": sorted(self.config.containers),
+        }
+
+    def _audit_reload(
+        self, before: dict[str, object], after: dict[str, object] | None, detail: str | None
+    ) -> None:
+        self.writer.record_audit(
+            AuditRecord(
+                ts=time.time(),
+                actor="sighup",
+                action="reload",
+                target=str(self.loaded.path or "defaults"),
+                before=before,
+                after=after,
+                detail=detail,
+            )
+        )
 
     async def stop(self) -> None:
         for task in self._tasks:

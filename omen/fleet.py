@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -118,6 +119,7 @@ class Fleet:
         self._tasks: list[asyncio.Task[None]] = []
         self._model_tables: dict[str, dict[str, tuple[str, ...]]] = {}
         self._http = httpx.AsyncClient(timeout=5.0)
+        self.on_models_changed: Callable[[], None] | None = None
         self.cooldown_s = config.routing.cooldown
         for name, pconf in config.providers.items():
             if not pconf.enabled:
@@ -277,6 +279,8 @@ class Fleet:
         try:
             state.models = frozenset(await provider.list_models(state.url))
             self._model_tables.clear()
+            if self.on_models_changed is not None:
+                self.on_models_changed()
         except Exception as exc:  # discovery is best effort; routing falls back to config
             log.info("model discovery failed", extra={"endpoint": state.url, "error": str(exc)})
 
@@ -293,6 +297,8 @@ class Fleet:
             )
 
     async def aclose(self) -> None:
+        """Stop probing and close the adapters' connections (endpoint states are plain data
+        and may live on in a reloaded fleet)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -8,6 +8,7 @@ row in the store, whatever happened to it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,7 +23,10 @@ from omen.limits.control import Admission, Refused, Unavailable, UsageControl, r
 from omen.policy import Policies, provider_info, route_request
 from omen.providers import JSON, ChatResponse, EmbeddingResponse, UpstreamError, Usage
 from omen.routing import Candidate, NoRoute, RouteDecision, Router, RouteRequest
+from omen.telemetry.metrics import Metrics
 from store import RequestRecord, StoreWriter
+
+log = logging.getLogger("omen.requests")
 
 
 @dataclass(slots=True)
@@ -83,7 +87,12 @@ def header_safe(text: str) -> str:
 
 class Gateway:
     def __init__(
-        self, config: OmenConfig, fleet: Fleet, writer: StoreWriter, usage: UsageControl
+        self,
+        config: OmenConfig,
+        fleet: Fleet,
+        writer: StoreWriter,
+        usage: UsageControl,
+        metrics: Metrics,
     ) -> None:
         self.config = config
         self.fleet = fleet
@@ -94,6 +103,7 @@ class Gateway:
         infos = [provider_info(pconf) for pconf in fleet.provider_configs.values()]
         self.router = Router(infos)
         self.usage = usage
+        self.metrics = metrics
         self.policies = Policies(config)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -191,6 +201,7 @@ class Gateway:
                 decision.candidates = free
                 decision.reason += f" [{verdict.limit} reached: local only]"
                 return
+        self.metrics.refused(ctx.container, verdict.limit or "unknown")
         error = ApiError(
             429,
             verdict.message,
@@ -305,6 +316,42 @@ class Gateway:
         client_closed: bool = False,
         model: str | None = None,
     ) -> None:
+        if candidate is not None and decision is not None:
+            self.metrics.decided(
+                decision.strategy, candidate.provider, decision.intent.intent, decision.reason
+            )
+        self.metrics.request_done(
+            container=ctx.container,
+            provider=candidate.provider if candidate else None,
+            model=model or (candidate.model if candidate else None),
+            status=status,
+            seconds=ctx.elapsed_ms() / 1000,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=cost,
+        )
+        if status >= 400 or error:
+            log.log(
+                logging.WARNING if status >= 500 or error else logging.INFO,
+                "request %s: %s",
+                status,
+                error or "refused",
+                extra={
+                    "request_id": ctx.request_id,
+                    "container": ctx.container,
+                    "provider": candidate.provider if candidate else None,
+                },
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "request %s",
+                status,
+                extra={
+                    "request_id": ctx.request_id,
+                    "container": ctx.container,
+                    "provider": candidate.provider if candidate else None,
+                },
+            )
         details: dict[str, Any] | None = None
         if decision is not None:
             details = dict(decision.details)

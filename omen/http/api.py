@@ -19,6 +19,8 @@ from omen.http.errors import error_response
 from omen.http.sse import EventStreamResponse
 from omen.http.validate import check_chat, check_embeddings, read_json
 from omen.streaming import open_stream
+from omen.telemetry import trace
+from omen.telemetry.trace import continue_trace
 
 log = logging.getLogger("omen.http")
 
@@ -52,7 +54,6 @@ def guarded(handler: Handler) -> Handler:
 class Api:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self.max_body = daemon.config.server.max_body_size
 
     # --- auth ----------------------------------------------------------------------------
 
@@ -73,15 +74,23 @@ class Api:
 
     async def _context(self, request: Request, kind: str) -> CallContext:
         principal = self.authenticate(request)
-        body = await read_json(request, self.max_body)
+        body = await read_json(request, self.daemon.config.server.max_body_size)
         if kind == "chat":
             check_chat(body)
         else:
             check_embeddings(body)
         container = self.daemon.gateway.container_for(principal, body)
         ctx = CallContext(principal, container, kind, body, stream=bool(body.get("stream")))
-        ctx.trace_id = _trace_id(request.headers.get("traceparent"))
+        ctx.trace_id = self._trace(request)
         return ctx
+
+    @staticmethod
+    def _trace(request: Request) -> str:
+        context = continue_trace(
+            request.headers.get("traceparent"), request.headers.get("tracestate")
+        )
+        trace.current.set(context)
+        return context.trace_id
 
     # --- OpenAI routes -------------------------------------------------------------------
 
@@ -128,14 +137,14 @@ class Api:
         headers: dict[str, str] = {}
         try:
             principal = self.authenticate(request)
-            body = to_openai(await read_json(request, self.max_body))
+            body = to_openai(await read_json(request, self.daemon.config.server.max_body_size))
             check_chat(body)
             gateway = self.daemon.gateway
             container = gateway.container_for(principal, body)
             ctx = CallContext(
                 principal, container, "messages", body, stream=bool(body.get("stream"))
             )
-            ctx.trace_id = _trace_id(request.headers.get("traceparent"))
+            ctx.trace_id = self._trace(request)
             headers["x-omen-request-id"] = ctx.request_id
             if ctx.stream:
                 pump = await open_stream(gateway, ctx, AnthropicEncoder(body["model"]))
@@ -207,6 +216,13 @@ class Api:
         now = time.monotonic()
         return [state.as_dict(now) for state in self.daemon.fleet.endpoints.values()]
 
+    async def metrics(self, request: Request) -> Response:
+        await self.daemon.refresh_gauges()
+        return Response(
+            self.daemon.metrics.render(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
     async def health(self, request: Request) -> Response:
         return json_response(
             {
@@ -238,17 +254,3 @@ def _route_headers(intent: str, provider: str, model: str, reason: str) -> dict[
         "x-omen-intent": intent,
         "x-omen-route-reason": header_safe(reason),
     }
-
-
-def _trace_id(traceparent: str | None) -> str | None:
-    """The trace id of a W3C traceparent (version-traceid-parentid-flags), if well formed."""
-    if not traceparent:
-        return None
-    parts = traceparent.strip().split("-")
-    if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-        try:
-            int(parts[1], 16)
-        except ValueError:
-            return None
-        return parts[1]
-    return None

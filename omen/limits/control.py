@@ -94,6 +94,13 @@ class UsageControl:
             for name, container in self.config.containers.items()
         }
 
+    def reconfigure(self, config: OmenConfig) -> None:
+        """A reloaded config: new limits at once; counters, overrides and pressure stay."""
+        self.config = config
+        self.tz = ZoneInfo(config.server.time_zone)
+        self.fail_open = config.server.redis_fail_open
+        self._rebuild()
+
     def periods(self, now: float | None = None) -> Periods:
         return Periods.at(time.time() if now is None else now, self.tz)
 

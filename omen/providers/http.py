@@ -11,6 +11,7 @@ import orjson
 
 from omen.providers.base import JSON, UpstreamError
 from omen.providers.transport import FastTransport
+from omen.telemetry.trace import upstream_headers
 
 ErrorMapper = Callable[[int, bytes, httpx.Headers], UpstreamError]
 
@@ -35,6 +36,12 @@ class UpstreamClients:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+
+
+def with_trace(headers: dict[str, str]) -> dict[str, str]:
+    """The request's W3C trace context travels to the upstream with every call."""
+    trace = upstream_headers()
+    return {**headers, **trace} if trace else headers
 
 
 def transport_error(exc: httpx.HTTPError, where: str) -> UpstreamError:
@@ -76,7 +83,7 @@ async def post_json(
     """POST a JSON body and return the raw response bytes; non-2xx raises via `on_error`."""
     try:
         response = await client.post(
-            path, content=orjson.dumps(payload), headers=headers, params=params
+            path, content=orjson.dumps(payload), headers=with_trace(headers), params=params
         )
     except httpx.HTTPError as exc:
         raise transport_error(exc, where) from exc
@@ -98,7 +105,7 @@ async def open_stream(
 ) -> AsyncIterator[httpx.Response]:
     """Open a streamed POST; errors before the body starts are raised as UpstreamError."""
     request = client.build_request(
-        "POST", path, content=orjson.dumps(payload), headers=headers, params=params
+        "POST", path, content=orjson.dumps(payload), headers=with_trace(headers), params=params
     )
     try:
         response = await client.send(request, stream=True)

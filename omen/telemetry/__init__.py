@@ -1,0 +1,1 @@
+"""Telemetry: Prometheus metrics, W3C trace context, optional OpenTelemetry spans."""
