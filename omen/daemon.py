@@ -21,6 +21,7 @@ from omen.limits.base import LimitBackend
 from omen.limits.control import UsageControl
 from omen.limits.memory import MemoryLimits
 from omen.telemetry.metrics import Metrics
+from omen.telemetry.otel import Tracing
 from store import AuditRecord, StoreReader, StoreWriter
 
 log = logging.getLogger("omen.daemon")
@@ -46,7 +47,10 @@ class Daemon:
         self.fleet = Fleet(self.config, self.writer)
         self.usage = UsageControl(self.config, limits_backend(self.config), self.writer)
         self.metrics = Metrics(set(self.config.containers), set(self.fleet.provider_configs), set())
-        self.gateway = Gateway(self.config, self.fleet, self.writer, self.usage, self.metrics)
+        self.tracing = Tracing.from_environment()
+        self.gateway = Gateway(
+            self.config, self.fleet, self.writer, self.usage, self.metrics, self.tracing
+        )
         self.keys = KeyRing(self.config)
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
@@ -171,7 +175,7 @@ class Daemon:
         self.metrics.providers = set(fleet.provider_configs)
         self.loaded, self.config = loaded, config
         self.fleet = fleet
-        self.gateway = Gateway(config, fleet, self.writer, self.usage, self.metrics)
+        self.gateway = Gateway(config, fleet, self.writer, self.usage, self.metrics, self.tracing)
         self.keys = KeyRing(config)
         self._known_models()
         fleet.on_models_changed = self._known_models

@@ -24,6 +24,7 @@ from omen.policy import Policies, provider_info, route_request
 from omen.providers import JSON, ChatResponse, EmbeddingResponse, UpstreamError, Usage
 from omen.routing import Candidate, NoRoute, RouteDecision, Router, RouteRequest
 from omen.telemetry.metrics import Metrics
+from omen.telemetry.otel import NO_TRACING, Tracing
 from store import RequestRecord, StoreWriter
 
 log = logging.getLogger("omen.requests")
@@ -93,6 +94,7 @@ class Gateway:
         writer: StoreWriter,
         usage: UsageControl,
         metrics: Metrics,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.fleet = fleet
@@ -104,6 +106,7 @@ class Gateway:
         self.router = Router(infos)
         self.usage = usage
         self.metrics = metrics
+        self.tracing = tracing or NO_TRACING
         self.policies = Policies(config)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -151,7 +154,8 @@ class Gateway:
             request = replace(request, strategy="cost-optimized", quality_threshold=0.0)
         ctx.route = request
         try:
-            decision = self.router.route(request, self.fleet.snapshot(), models)
+            with self.tracing.span("omen.route", container=ctx.container, model=request.model):
+                decision = self.router.route(request, self.fleet.snapshot(), models)
         except NoRoute as exc:
             error = ApiError(exc.status, exc.message, code=exc.code, param="model")
             self.record_refusal(ctx, error)
@@ -174,7 +178,8 @@ class Gateway:
         )
         ask = replace(ask, free=ask.cost_usd == 0)
         try:
-            ctx.admission = await self.usage.admit(ctx.container, ask)
+            with self.tracing.span("omen.limits", container=ctx.container):
+                ctx.admission = await self.usage.admit(ctx.container, ask)
             return
         except Unavailable as exc:
             error = ApiError(
@@ -225,9 +230,13 @@ class Gateway:
         return spec.input_cost_per_token == 0 and spec.output_cost_per_token == 0
 
     def price(self, candidate: Candidate, usage: Usage) -> float:
+        """Real spend: fresh input, cache reads and writes, and output, each at its price."""
         spec = self.router.spec(candidate.provider, candidate.model)
+        fresh = max(0, usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens)
         return (
-            usage.prompt_tokens * spec.input_cost_per_token
+            fresh * spec.input_cost_per_token
+            + usage.cached_tokens * spec.cache_read_cost_per_token
+            + usage.cache_write_tokens * spec.cache_write_cost_per_token
             + usage.completion_tokens * spec.output_cost_per_token
         )
 
@@ -252,12 +261,18 @@ class Gateway:
             began = time.perf_counter()
             state.in_flight += 1
             try:
-                if ctx.kind == "embeddings":
-                    result: ChatResponse | EmbeddingResponse = await provider.embed(
-                        candidate.url, body
-                    )
-                else:
-                    result = await provider.chat(candidate.url, body)
+                with self.tracing.span(
+                    "omen.upstream",
+                    provider=candidate.provider,
+                    endpoint=candidate.endpoint,
+                    model=candidate.model,
+                ):
+                    if ctx.kind == "embeddings":
+                        result: ChatResponse | EmbeddingResponse = await provider.embed(
+                            candidate.url, body
+                        )
+                    else:
+                        result = await provider.chat(candidate.url, body)
             except UpstreamError as exc:
                 attempts.append(Attempt(candidate, exc.status, exc.message, _ms(began)))
                 self.report_failure(state, exc)
@@ -352,6 +367,35 @@ class Gateway:
                     "provider": candidate.provider if candidate else None,
                 },
             )
+        with self.tracing.span("omen.store_write", request_id=ctx.request_id):
+            self._write(
+                ctx,
+                decision,
+                candidate,
+                status,
+                usage,
+                cost,
+                attempts,
+                error,
+                ttft_ms,
+                client_closed,
+                model,
+            )
+
+    def _write(
+        self,
+        ctx: CallContext,
+        decision: RouteDecision | None,
+        candidate: Candidate | None,
+        status: int,
+        usage: Usage,
+        cost: float,
+        attempts: list[Attempt] | None,
+        error: str | None,
+        ttft_ms: float | None,
+        client_closed: bool,
+        model: str | None,
+    ) -> None:
         details: dict[str, Any] | None = None
         if decision is not None:
             details = dict(decision.details)

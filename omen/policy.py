@@ -44,6 +44,12 @@ def provider_info(pconf: ProviderConfig) -> ProviderInfo:
             output_cost_per_token=None
             if info.cost_per_1k_output_tokens is None
             else info.cost_per_1k_output_tokens / 1000,
+            cache_read_cost_per_token=None
+            if info.cost_per_1k_cache_read_tokens is None
+            else info.cost_per_1k_cache_read_tokens / 1000,
+            cache_write_cost_per_token=None
+            if info.cost_per_1k_cache_write_tokens is None
+            else info.cost_per_1k_cache_write_tokens / 1000,
         )
         for model, info in pconf.model_info.items()
     }
@@ -58,6 +64,8 @@ def provider_info(pconf: ProviderConfig) -> ProviderInfo:
         output_cost_per_token=pconf.output_cost_per_token(),
         latency_target_ms=pconf.latency_target_ms,
         overrides=overrides,
+        cache_read_cost_per_token=pconf.cache_cost_per_token()[0],
+        cache_write_cost_per_token=pconf.cache_cost_per_token()[1],
     )
 
 

@@ -215,7 +215,14 @@ async def open_stream(
         state.in_flight += 1
         upstream = provider.stream(candidate.url, body)
         try:
-            first = await anext(upstream)
+            with gateway.tracing.span(
+                "omen.upstream",
+                provider=candidate.provider,
+                endpoint=candidate.endpoint,
+                model=candidate.model,
+                stream=True,
+            ):
+                first = await anext(upstream)
         except (UpstreamError, StopAsyncIteration) as exc:
             state.in_flight -= 1
             await _close(upstream)

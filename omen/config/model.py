@@ -185,6 +185,17 @@ class EndpointConfig(Section):
         return self
 
 
+CACHE_SHARES = {
+    "anthropic": (0.1, 1.25),
+    "bedrock": (0.1, 1.25),
+    "openai": (0.5, 1.0),
+    "azure": (0.5, 1.0),
+    "xai": (0.5, 1.0),
+    "gemini": (0.25, 1.0),
+    "ollama": (1.0, 1.0),
+}
+
+
 class ModelInfoConfig(Section):
     """What Omen should know about one model beyond its provider's defaults (all optional)."""
 
@@ -194,6 +205,8 @@ class ModelInfoConfig(Section):
     quality: float | None = Field(default=None, ge=0, le=1)
     cost_per_1k_input_tokens: Money | None = None
     cost_per_1k_output_tokens: Money | None = None
+    cost_per_1k_cache_read_tokens: Money | None = None
+    cost_per_1k_cache_write_tokens: Money | None = None
 
 
 class ProviderConfig(Section):
@@ -213,6 +226,11 @@ class ProviderConfig(Section):
     cost_per_1k_tokens: Money | None = None
     cost_per_1k_input_tokens: Money | None = None
     cost_per_1k_output_tokens: Money | None = None
+    # Prompt caching: reads and writes of cached input. Unset: a share of the input price
+    # typical of the provider (Anthropic/Bedrock 10% / 125%, OpenAI-format 50% / 100%,
+    # Gemini 25% / 100%, Ollama free).
+    cost_per_1k_cache_read_tokens: Money | None = None
+    cost_per_1k_cache_write_tokens: Money | None = None
     rate_limit: float | None = Field(default=None, gt=0)
     latency_target_ms: float | None = Field(default=None, ge=0)
     quality: float = Field(default=0.9, ge=0, le=1)
@@ -261,6 +279,17 @@ class ProviderConfig(Section):
 
     def output_cost_per_token(self) -> float:
         return self._cost_per_token(self.cost_per_1k_output_tokens)
+
+    def cache_cost_per_token(self) -> tuple[float, float]:
+        """(cache read, cache write) USD per token."""
+        read_share, write_share = CACHE_SHARES.get(self.type, (1.0, 1.0))
+        per_in = self.input_cost_per_token()
+        read = self.cost_per_1k_cache_read_tokens
+        write = self.cost_per_1k_cache_write_tokens
+        return (
+            per_in * read_share if read is None else read / 1000,
+            per_in * write_share if write is None else write / 1000,
+        )
 
     def _cost_per_token(self, specific_per_1k: float | None) -> float:
         if specific_per_1k is not None:

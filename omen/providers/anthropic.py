@@ -250,6 +250,7 @@ def usage_from_anthropic(usage: JSON | None) -> Usage:
         prompt_tokens=int(usage.get("input_tokens") or 0) + cache_creation + cache_read,
         completion_tokens=int(usage.get("output_tokens") or 0),
         cached_tokens=cache_read,
+        cache_write_tokens=cache_creation,
     )
 
 

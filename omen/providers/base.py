@@ -22,8 +22,9 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # of prompt_tokens, written to the prompt cache
 
     @property
     def total_tokens(self) -> int:
@@ -37,6 +38,8 @@ class Usage:
         }
         if self.cached_tokens:
             usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.cache_write_tokens:
+            usage["cache_creation_input_tokens"] = self.cache_write_tokens
         if self.reasoning_tokens:
             usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         return usage
@@ -52,6 +55,7 @@ class Usage:
             completion_tokens=int(usage.get("completion_tokens") or 0),
             cached_tokens=int(prompt_details.get("cached_tokens") or 0),
             reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+            cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
         )
 
 

@@ -292,6 +292,7 @@ def usage_from_converse(usage: JSON | None) -> Usage:
         prompt_tokens=int(usage.get("inputTokens") or 0) + cache_read + cache_write,
         completion_tokens=int(usage.get("outputTokens") or 0),
         cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 
@@ -449,6 +450,11 @@ _AUTH_ERRORS = {
     "invalidclienttokenid",
     "signaturedoesnotmatch",
 }
+
+
+_STALE_CREDENTIAL_ERRORS = frozenset(
+    {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"}
+)
 
 
 def _mapped_error(
@@ -613,8 +619,9 @@ class BedrockProvider:
         return payload, sign(credentials, region, url, orjson.dumps(payload))
 
     def _forget_rejected_credentials(self, error: UpstreamError) -> None:
-        # Rotated keys or a new profile: resolve the chain again on the next request.
-        if error.type == "upstream_auth_error" and not self._bearer:
+        # Rotated keys or a new profile: resolve the chain again on the next request. Not for
+        # AccessDenied (an IAM policy or model access), which new credentials would not fix.
+        if error.code in _STALE_CREDENTIAL_ERRORS and not self._bearer:
             self._credentials = None
 
     async def chat(self, endpoint: str, body: JSON) -> ChatResponse:

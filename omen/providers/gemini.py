@@ -595,7 +595,8 @@ class GeminiProvider:
                 where=where,
                 on_error=gemini_error,
             ) as response,
-            aclosing(sse_data(iter_lines(response, where))) as events,
+            aclosing(iter_lines(response, where)) as lines,
+            aclosing(sse_data(lines)) as events,
         ):
             async for data in events:
                 try:
@@ -610,7 +611,12 @@ class GeminiProvider:
                     yield translator.first()
                 for chunk in chunks:
                     yield chunk
-        yield translator.finish()
+        try:
+            final = translator.finish()
+        except UpstreamError as exc:
+            exc.mid_stream = started  # an empty 200 body is a failure before the first byte
+            raise
+        yield final
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
         model = model_id(body["model"])

@@ -54,6 +54,8 @@ class ModelOverride:
     quality: float | None = None
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    cache_read_cost_per_token: float | None = None
+    cache_write_cost_per_token: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class ModelSpec:
     input_cost_per_token: float
     output_cost_per_token: float
     capabilities: Capabilities
+    cache_read_cost_per_token: float = 0.0
+    cache_write_cost_per_token: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,8 @@ class ProviderInfo:
     output_cost_per_token: float = 0.0
     latency_target_ms: float | None = None
     overrides: dict[str, ModelOverride] = field(default_factory=dict)
+    cache_read_cost_per_token: float = 0.0
+    cache_write_cost_per_token: float = 0.0
 
     def spec(self, model: str) -> ModelSpec:
         inferred = infer_capabilities(model)
@@ -100,6 +106,12 @@ class ProviderInfo:
             if o.output_cost_per_token is None
             else o.output_cost_per_token,
             capabilities=caps,
+            cache_read_cost_per_token=self.cache_read_cost_per_token
+            if o.cache_read_cost_per_token is None
+            else o.cache_read_cost_per_token,
+            cache_write_cost_per_token=self.cache_write_cost_per_token
+            if o.cache_write_cost_per_token is None
+            else o.cache_write_cost_per_token,
         )
 
 

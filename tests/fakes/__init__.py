@@ -8,6 +8,8 @@ They stand where the outside world would be in Omen's tests and benchmarks::
         ...  # point Omen at upstream.url + "/v1"
 """
 
+from tests.fakes.anthropic_upstream import PromptCache, make_anthropic_app
+from tests.fakes.bedrock_upstream import make_bedrock_app
 from tests.fakes.behaviour import (
     CutStream,
     Delay,
@@ -30,6 +32,7 @@ __all__ = [
     "ErrorReply",
     "FakeState",
     "MidStreamError",
+    "PromptCache",
     "RecordedRequest",
     "Reply",
     "RunningFake",
@@ -37,6 +40,8 @@ __all__ = [
     "TextReply",
     "ToolCall",
     "ToolCallReply",
+    "make_anthropic_app",
+    "make_bedrock_app",
     "make_ollama_app",
     "make_openai_app",
     "refusing_url",
