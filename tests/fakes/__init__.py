@@ -21,6 +21,7 @@ from tests.fakes.behaviour import (
     ToolCall,
     ToolCallReply,
 )
+from tests.fakes.gemini_upstream import GeminiKnobs, make_gemini_app
 from tests.fakes.ollama_upstream import make_ollama_app
 from tests.fakes.openai_upstream import make_openai_app
 from tests.fakes.server import RunningFake, refusing_url, run_fake
@@ -31,6 +32,7 @@ __all__ = [
     "Delay",
     "ErrorReply",
     "FakeState",
+    "GeminiKnobs",
     "MidStreamError",
     "PromptCache",
     "RecordedRequest",
@@ -42,6 +44,7 @@ __all__ = [
     "ToolCallReply",
     "make_anthropic_app",
     "make_bedrock_app",
+    "make_gemini_app",
     "make_ollama_app",
     "make_openai_app",
     "refusing_url",

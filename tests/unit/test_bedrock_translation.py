@@ -474,8 +474,10 @@ def test_cache_reads_and_writes_count_as_prompt_tokens_and_reads_as_cached() -> 
         "completion_tokens": 50,
         "total_tokens": 250,
         "prompt_tokens_details": {"cached_tokens": 80},
+        "cache_creation_input_tokens": 20,
     }
     assert response.usage.cached_tokens == 80
+    assert response.usage.cache_write_tokens == 20  # priced apart from fresh input
 
 
 def test_reasoning_blocks_come_back_as_reasoning() -> None:
