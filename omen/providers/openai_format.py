@@ -42,6 +42,23 @@ def upstream_body(body: JSON, *, stream: bool) -> JSON:
     return payload
 
 
+def normalise_xai_usage(usage: JSON | None) -> bool:
+    """xAI leaves reasoning tokens out of completion_tokens (but bills them and counts them in
+    total_tokens); OpenAI counts them in. Put them in, so spend is priced like everyone's.
+    Returns whether the dict was changed (the raw bytes then no longer match)."""
+    if not usage:
+        return False
+    details = usage.get("completion_tokens_details") or {}
+    reasoning = int(details.get("reasoning_tokens") or 0)
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    total = int(usage.get("total_tokens") or 0)
+    if reasoning and total >= prompt + completion + reasoning:
+        usage["completion_tokens"] = completion + reasoning
+        return True
+    return False
+
+
 def openai_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
     """Map an upstream error response to what Omen's client should see."""
     try:
@@ -133,7 +150,12 @@ class OpenAIProvider:
         data = loads(raw, f"{self.name} {endpoint}")
         if not isinstance(data, dict) or "choices" not in data:
             raise UpstreamError(502, f"{self.name}: upstream answer has no choices")
-        return ChatResponse(body=data, usage=Usage.from_openai(data.get("usage")), raw=raw)
+        changed = self.flavour == "xai" and normalise_xai_usage(data.get("usage"))
+        return ChatResponse(
+            body=data,
+            usage=Usage.from_openai(data.get("usage")),
+            raw=None if changed else raw,  # a changed body is re-serialised
+        )
 
     async def stream(self, endpoint: str, body: JSON) -> AsyncIterator[JSON]:
         where = f"{self.name} {endpoint}"
@@ -163,6 +185,8 @@ class OpenAIProvider:
                     raise UpstreamError(502, f"{where}: {message}", mid_stream=True)
                 if not chunk.get("choices") and not chunk.get("usage"):
                     continue  # Azure's prompt-filter preamble
+                if self.flavour == "xai" and chunk.get("usage"):
+                    normalise_xai_usage(chunk["usage"])
                 yield chunk
         # Upstreams that omit [DONE] (some OpenAI-compatible servers) just end here.
 
