@@ -168,6 +168,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         admin_key=admin_key(loaded),
         readonly=args.readonly,
         mouse=not args.no_mouse,
+        time_zone=loaded.config.server.time_zone,
     )
     return 0
 

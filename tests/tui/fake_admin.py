@@ -1,0 +1,166 @@
+"""A canned admin API behind httpx.MockTransport: the daemon's answers, fixed, for snapshots.
+
+The console's AdminClient runs unchanged over it (real httpx request/response handling);
+only the network is replaced. Tests that need the real daemon use tests/integration's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from tui.client import AdminClient
+
+URL = "http://omen.test:8080"
+
+
+def _container(
+    name: str, limits: dict[str, Any], usage: dict[str, Any], spend: dict[str, float]
+) -> dict[str, Any]:
+    base_limits: dict[str, Any] = {
+        "max_requests_per_hour": None,
+        "max_requests_per_day": None,
+        "max_tokens_per_day": None,
+        "max_cost_per_day": None,
+        "budget_daily": None,
+        "budget_weekly": None,
+        "budget_monthly": None,
+        "on_exceed": "deny",
+        "alert_at_percent": None,
+        "requests_per_second": None,
+        "burst": None,
+        "tokens_per_minute": None,
+    }
+    base_usage = {
+        "requests_hour": 0,
+        "requests_day": 0,
+        "tokens_day": 0,
+        "tokens_minute": 0,
+        "cost_day": spend["daily"],
+        "cost_week": spend["weekly"],
+        "cost_month": spend["monthly"],
+    }
+    return {
+        "container": name,
+        "limits": base_limits | limits,
+        "usage": base_usage | usage,
+        "spend": spend,
+        "budget_overrides": {},
+        "budget_pressure": 0.0,
+    }
+
+
+CONTAINERS = [
+    _container(
+        "app",
+        {
+            "budget_daily": 5.0,
+            "budget_weekly": 25.0,
+            "budget_monthly": 80.0,
+            "max_requests_per_hour": 100,
+            "tokens_per_minute": 20000,
+        },
+        {"requests_hour": 31, "requests_day": 31, "tokens_day": 61000, "tokens_minute": 4100},
+        {"daily": 1.21, "weekly": 4.05, "monthly": 9.87},
+    ),
+    _container(
+        "batch",
+        {"max_tokens_per_day": 500000},
+        {"requests_day": 29, "tokens_day": 64000},
+        {"daily": 0.42, "weekly": 1.33, "monthly": 2.1},
+    ),
+    _container(
+        "research",
+        {
+            "budget_daily": 2.0,
+            "budget_monthly": 40.0,
+            "on_exceed": "deny",
+            "requests_per_second": 5,
+            "burst": 10,
+        },
+        {"requests_hour": 30, "requests_day": 30, "tokens_day": 58000},
+        {"daily": 1.86, "weekly": 5.2, "monthly": 22.4},
+    ),
+    _container(
+        "support",
+        {"max_requests_per_day": 40},
+        {"requests_day": 37, "tokens_day": 51000},
+        {"daily": 0.33, "weekly": 0.9, "monthly": 1.7},
+    ),
+]
+
+ENDPOINTS = [
+    {"provider": "ollama", "endpoint": "gpu1", "url": "http://10.0.0.11:11434",
+     "status": "healthy", "healthy": True, "drained": False, "drain_reason": None,
+     "in_flight": 2, "latency_ms": 410.2, "probe_ms": 9.0, "requests": 60, "errors": 0,
+     "error_rate": 0.0, "last_error": None,
+     "loaded_models": ["llama3.1:8b", "deepseek-coder:6.7b"]},
+    {"provider": "ollama", "endpoint": "gpu2", "url": "http://10.0.0.12:11434",
+     "status": "drained", "healthy": False, "drained": True, "drain_reason": "driver update",
+     "in_flight": 0, "latency_ms": None, "probe_ms": None, "requests": 0, "errors": 0,
+     "error_rate": 0.0, "last_error": "connection refused", "loaded_models": []},
+    {"provider": "openai", "endpoint": "api.openai.com", "url": "https://api.openai.com/v1",
+     "status": "healthy", "healthy": True, "drained": False, "drain_reason": None,
+     "in_flight": 1, "latency_ms": 880.0, "probe_ms": 97.0, "requests": 58, "errors": 2,
+     "error_rate": 0.05, "last_error": None, "loaded_models": []},
+]  # fmt: skip
+
+
+class FakeAdmin:
+    """The admin API's answers; `up=False` refuses every connection, as a stopped daemon."""
+
+    def __init__(self, *, up: bool = True, admin: bool = True) -> None:
+        self.up = up
+        self.admin = admin
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def client(self, url: str = URL) -> AdminClient:
+        return AdminClient(url, "sk-admin", transport=self.handle_transport())
+
+    def handle_transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if not self.up:
+            raise httpx.ConnectError("connection refused", request=request)
+        body: dict[str, Any] = orjson.loads(request.content) if request.content else {}
+        path = request.url.path
+        self.calls.append((request.method, path, body))
+        if path == "/health":
+            return _json({"status": "healthy", "providers": ["ollama", "openai"]})
+        if not self.admin:
+            return _json({"error": {"message": "this route needs an admin-scope key"}}, 403)
+        if path == "/admin/endpoints":
+            return _json({"providers": {}, "endpoints": ENDPOINTS})
+        if path == "/admin/containers":
+            return _json({"limits": {"backend": "memory"}, "containers": CONTAINERS})
+        if path.endswith("/drain") or path.endswith("/undrain"):
+            return _json({"provider": body["provider"], "endpoint": body["endpoint"]})
+        if path.endswith("/budget"):
+            return _json({"container": path.split("/")[3], "before": {}, "after": body})
+        if path.endswith("/replay"):
+            return _json(REPLAY)
+        return _json({"error": {"message": "not found"}}, 404)
+
+
+REPLAY = {
+    "original": {
+        "id": "req_0119", "container": "app", "provider": "openai", "model": "gpt-4o",
+        "endpoint": "api.openai.com", "status": 200, "latency_ms": 1840.5,
+        "prompt_tokens": 1200, "completion_tokens": 300, "cost_usd": 0.006,
+    },
+    "replay": {
+        "request_id": "req_replay", "provider": "ollama", "model": "llama3.1:8b",
+        "endpoint": "gpu1", "status": 200, "latency_ms": 612.0, "prompt_tokens": 1180,
+        "completion_tokens": 280, "cost_usd": 0.0,
+        "answer": "add() takes two arguments; add(1) passes one.", "error": None,
+    },
+}  # fmt: skip
+
+
+def _json(data: Any, status: int = 200) -> httpx.Response:
+    return httpx.Response(
+        status, content=orjson.dumps(data), headers={"content-type": "application/json"}
+    )

@@ -1,0 +1,298 @@
+"""OmenConsole: the operator console — four numbered views over the store, actions via the
+admin API.
+
+Polling follows Dolphie: one thread worker reads what the active view needs, the UI applies
+the result in one batch, and only then is the next poll scheduled, so a slow store or daemon
+never piles up polls. The operator's actions (drain, budget, replay) are in `tui.actions`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import ContentSwitcher, Footer, Static
+from textual.worker import Worker, WorkerState
+
+from tui.actions import AdminActions
+from tui.client import AdminClient
+from tui.messages import (
+    RefreshRequested,
+)
+from tui.model import VIEWS, DaemonState, Filter, Poller, Snapshot
+from tui.screens.filter import FilterEditor
+from tui.screens.help import HelpScreen
+from tui.views.base import ConsoleView
+from tui.views.gpu import GpuView
+from tui.views.overview import OverviewView
+from tui.views.providers import ProvidersView
+from tui.views.routing import RoutingView
+from tui.widgets.daemon_status import DaemonStatus
+from tui.widgets.live_table import LiveTable
+from tui.widgets.view_tabs import TITLES, ViewTabs
+
+
+class OmenConsole(AdminActions):
+    CSS_PATH = "app.tcss"
+    TITLE = "Omen console"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(str(number), f"show_view('{view}')", TITLES[view], show=False)
+            for number, view in enumerate(VIEWS, start=1)
+        ),
+        Binding("slash", "filter", "Filter"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("colon", "command_palette", "Commands", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        # Reached only when the view on screen does not offer the action (or it is off):
+        # they say why instead of doing nothing.
+        Binding("d", "unavailable('drain')", show=False),
+        Binding("b", "unavailable('budget')", show=False),
+        Binding("r", "unavailable('replay')", show=False),
+    ]
+
+    def __init__(
+        self,
+        database: Path,
+        url: str,
+        admin_key: str | None,
+        readonly: bool = False,
+        poll_interval: float = 2.0,
+        *,
+        client: AdminClient | None = None,
+        clock: Callable[[], float] = time.time,
+        time_zone: str = "UTC",
+    ) -> None:
+        super().__init__()
+        self.database = Path(database)
+        self.url = url
+        self.readonly = readonly
+        self.poll_interval = poll_interval
+        self.client = client or AdminClient(url, admin_key)
+        self.clock = clock
+        self.poller = Poller(self.database, self.client, tz=ZoneInfo(time_zone), clock=clock)
+        self.daemon: DaemonState | None = None
+        self.filter = Filter()
+        self.paused = False
+        self.view_name = VIEWS[0]
+        self.last_snapshot: Snapshot | None = None
+        self._polling = False
+        self._poll_again = False
+        self._timer: Timer | None = None
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="header"):
+            yield ViewTabs(id="tabs")
+            yield DaemonStatus(id="daemon-status")
+        yield Static(id="banner")
+        with ContentSwitcher(initial=VIEWS[0], id="views"):
+            yield OverviewView(readonly=self.readonly)
+            yield RoutingView(readonly=self.readonly)
+            yield ProvidersView(readonly=self.readonly)
+            yield GpuView(readonly=self.readonly)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_header()
+        self._focus_view()
+        self.poll_now()
+
+    def on_unmount(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self.client.close()
+        self.poller.close()
+
+    @property
+    def main(self) -> Screen[Any]:
+        """The screen with the views (dialogs and drill-downs stack above it)."""
+        return self.screen_stack[0]
+
+    @property
+    def active_view(self) -> ConsoleView:
+        return self.main.query_one(f"#{self.view_name}", ConsoleView)
+
+    @property
+    def is_polling(self) -> bool:
+        """A poll is running or due at once (tests wait for this to settle)."""
+        return self._polling or self._poll_again
+
+    def _focus_view(self) -> None:
+        self.active_view.query_one(LiveTable).focus()
+
+    def _show_header(self) -> None:
+        now = self.last_snapshot.now if self.last_snapshot else None
+        self.main.query_one(DaemonStatus).show(
+            self.daemon, paused=self.paused, filt=self.filter, now=now
+        )
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def poll_now(self) -> None:
+        """Poll at once, or right after the poll in progress."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if not self.screen_stack:  # shutting down
+            return
+        if self._polling:
+            self._poll_again = True
+            return
+        self._polling = True
+        self._poll(self.view_name, self.filter, self.active_view.selection)
+
+    @work(thread=True, group="poll", exit_on_error=False, description="poll")
+    def _poll(self, view: str, filt: Filter, selection: str | None) -> Snapshot:
+        return self.poller.fetch(view, filt, selection)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "poll" or not worker.is_finished:
+            return
+        self._polling = False
+        if not self.screen_stack:  # shutting down
+            return
+        if event.state == WorkerState.SUCCESS and isinstance(worker.result, Snapshot):
+            self._apply(worker.result)
+        elif event.state == WorkerState.ERROR:
+            self._banner(f"reading the store failed: {worker.error}")
+        if self._poll_again:  # the view or filter changed meanwhile
+            self._poll_again = False
+            self.poll_now()
+        elif not self.paused:
+            self._timer = self.set_timer(self.poll_interval, self.poll_now, name="poll")
+
+    def _apply(self, snapshot: Snapshot) -> None:
+        was_ok = self.actions_ok
+        self.daemon = snapshot.daemon
+        self.last_snapshot = snapshot
+        with self.batch_update():
+            self._show_header()
+            self._banner(snapshot.store_error)
+            for view in self.main.query(ConsoleView):
+                view.apply(snapshot)
+                view.actions_ok = snapshot.daemon.actions_ok
+        if was_ok != self.actions_ok:
+            self.refresh_bindings()
+
+    def _banner(self, message: str | None) -> None:
+        banner = self.main.query_one("#banner", Static)
+        banner.update(message or "")
+        banner.display = bool(message)
+
+    @on(RefreshRequested)
+    def _refresh_requested(self) -> None:
+        self.poll_now()  # an explicit selection: worth one read even while paused
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def action_show_view(self, view: str) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        if view == self.view_name:
+            return
+        self.view_name = view
+        self.main.query_one(ContentSwitcher).current = view
+        self.main.query_one(ViewTabs).active = view
+        self._focus_view()
+        self.refresh_bindings()
+        self.poll_now()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused:
+            if self._timer is not None:
+                self._timer.stop()
+                self._timer = None
+            self.notify("Polling paused; press p to resume", timeout=3)
+        else:
+            self.poll_now()
+        self._show_header()
+
+    def action_refresh(self) -> None:
+        self.poll_now()
+
+    def action_filter(self) -> None:
+        self.push_screen(FilterEditor(self.filter), self._set_filter)
+
+    def _set_filter(self, filt: Filter | None) -> None:
+        if filt is None or filt == self.filter:
+            return
+        self.filter = filt
+        for view in self.main.query(ConsoleView):
+            view.set_filter(filt)
+        self._show_header()
+        self.poll_now()
+
+    def action_clear_filter(self) -> None:
+        if self.filter.active:
+            self._set_filter(Filter())
+            self.notify("Filter cleared", timeout=2)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(readonly=self.readonly, url=self.client.base_url))
+
+    # -- command palette ---------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for number, view in enumerate(VIEWS, start=1):
+            yield SystemCommand(
+                f"View {number}: {TITLES[view]}",
+                f"Switch to the {TITLES[view]} view",
+                partial(self.action_show_view, view),
+            )
+        yield SystemCommand("Filter", "Filter by text, container or provider", self.action_filter)
+        if self.filter.active:
+            yield SystemCommand(
+                "Clear filter", "Show everything", partial(self._set_filter, Filter())
+            )
+        yield SystemCommand(
+            "Resume polling" if self.paused else "Pause polling",
+            "Freeze or resume the live data",
+            self.action_toggle_pause,
+        )
+        yield SystemCommand("Refresh now", "Poll the store and the daemon now", self.poll_now)
+        if not self.readonly:
+            active = self.active_view
+            for action, title in (
+                ("drain", "Drain/undrain the selected endpoint"),
+                ("budget", "Adjust the selected container's budget"),
+                ("replay", "Replay the selected request"),
+            ):
+                if action in active.ACTIONS:
+                    yield SystemCommand(
+                        title, "Through the admin API", getattr(active, f"action_{action}")
+                    )
+        yield SystemCommand("Help", "Keys and what the header means", self.action_help)
+        yield from super().get_system_commands(screen)
+
+
+def run(
+    database: Path,
+    url: str,
+    admin_key: str | None,
+    readonly: bool,
+    mouse: bool,
+    *,
+    time_zone: str = "UTC",
+) -> None:
+    """Run the console in this terminal until the operator quits.
+
+    `time_zone` is the daemon's `server.time_zone`, the calendar its budgets count in.
+    """
+    OmenConsole(database, url, admin_key, readonly, time_zone=time_zone).run(mouse=mouse)

@@ -1,0 +1,149 @@
+"""AdminClient: the console's only way to act — the daemon's admin API over httpx.
+
+Blocking calls, made from thread workers so the UI never waits on the network. Every failure
+becomes an `AdminError` whose message an operator can act on (daemon down, key refused, the
+daemon's own error text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import httpx
+
+ReplayMode = Literal["same", "reroute", "named"]
+
+_HEALTH_TIMEOUT = 1.5
+_REPLAY_TIMEOUT = 120.0  # a replay waits for a real upstream answer
+
+
+class AdminError(Exception):
+    """An admin call failed; `status` is the HTTP status, None when nothing answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status is None
+
+    @property
+    def refused(self) -> bool:
+        """The key was missing, unknown or not admin-scoped."""
+        return self.status in (401, 403)
+
+
+class AdminClient:
+    def __init__(
+        self,
+        base_url: str,
+        admin_key: str | None,
+        *,
+        timeout: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.has_key = bool(admin_key)
+        headers = {"authorization": f"Bearer {admin_key}"} if admin_key else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """GET /health (no key needed): raises AdminError when the daemon cannot be reached."""
+        return self._call("GET", "/health", timeout=_HEALTH_TIMEOUT)
+
+    def endpoints(self) -> list[dict[str, Any]]:
+        endpoints: list[dict[str, Any]] = self._call("GET", "/admin/endpoints").get("endpoints", [])
+        return endpoints
+
+    def containers(self) -> dict[str, Any]:
+        """{"limits": {...}, "containers": [{container, limits, usage, spend, ...}]}."""
+        return self._call("GET", "/admin/containers")
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def drain(self, provider: str, endpoint: str, reason: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"provider": provider, "endpoint": endpoint}
+        if reason:
+            body["reason"] = reason
+        return self._call("POST", "/admin/endpoints/drain", json=body)
+
+    def undrain(self, provider: str, endpoint: str) -> dict[str, Any]:
+        body = {"provider": provider, "endpoint": endpoint}
+        return self._call("POST", "/admin/endpoints/undrain", json=body)
+
+    def set_budget(
+        self, container: str, changes: Mapping[str, str | float | None]
+    ) -> dict[str, Any]:
+        """PUT the changed periods only; None puts a period back to its configured budget."""
+        return self._call("PUT", f"/admin/containers/{container}/budget", json=dict(changes))
+
+    def replay(
+        self,
+        request_id: str,
+        mode: ReplayMode,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        """{"original": {...request row...}, "replay": {request_id, provider, model, ...}}."""
+        body: dict[str, Any] = {"mode": mode}
+        if mode == "named":
+            if provider:
+                body["provider"] = provider
+            if model:
+                body["model"] = model
+        return self._call(
+            "POST", f"/admin/requests/{request_id}/replay", json=body, timeout=_REPLAY_TIMEOUT
+        )
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _call(
+        self, method: str, path: str, *, json: Any = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        try:
+            response = self._http.request(
+                method,
+                path,
+                json=json,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.HTTPError as exc:
+            detail = str(exc) or type(exc).__name__
+            raise AdminError(f"daemon unreachable at {self.base_url} ({detail})") from None
+        if response.status_code >= 400:
+            raise AdminError(_error_message(response), response.status_code)
+        try:
+            data = response.json()
+        except ValueError:
+            raise AdminError(
+                f"{method} {path}: the daemon answered something that is not JSON",
+                response.status_code,
+            ) from None
+        if not isinstance(data, dict):
+            raise AdminError(f"{method} {path}: unexpected answer", response.status_code)
+        return data
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The daemon's OpenAI-shaped error message, with a hint for key problems."""
+    message = ""
+    try:
+        error = response.json().get("error")
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+    except (ValueError, AttributeError):
+        pass
+    message = message or response.reason_phrase or "error"
+    if response.status_code in (401, 403):
+        message += " — set OMEN_ADMIN_KEY or an admin-scope key in [auth] api_keys"
+    return f"HTTP {response.status_code}: {message}"

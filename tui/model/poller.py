@@ -1,0 +1,378 @@
+"""Poller: one look at the store and the daemon for the view on screen, as a Snapshot.
+
+Runs in a thread worker. Only the active view's data is read, every store query is one of
+`StoreReader`'s bounded ones (rollups, indexed ranges with a LIMIT), and the routing feed is
+incremental: after the first read it asks only for rows past the last rowid it has seen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from store import HealthRow, RequestRow, StoreError, StoreMissingError, StoreReader
+from tui.client import AdminClient, AdminError
+from tui.model.budget import build_statuses
+from tui.model.filters import Filter
+from tui.model.periods import PERIODS, Periods, utc_day
+from tui.model.snapshot import (
+    Alert,
+    DaemonState,
+    EndpointStatus,
+    GpuData,
+    GpuPoint,
+    GpuStatus,
+    OverviewData,
+    ProvidersData,
+    RoutingData,
+    Snapshot,
+    Totals,
+)
+
+FEED_SIZE = 300  # decisions kept in the routing view
+LATENCY_WINDOW_S = 900  # p50/p95 and error rate over the last 15 minutes of requests
+LATENCY_SAMPLE = 500
+GPU_WINDOW_S = 3600
+ALERT_WINDOW_S = 7 * 86400
+
+VIEWS = ("overview", "routing", "providers", "gpu")
+
+
+class Poller:
+    def __init__(
+        self,
+        database: Path,
+        client: AdminClient,
+        *,
+        tz: ZoneInfo,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.database = database
+        self.client = client
+        self.tz = tz
+        self.clock = clock
+        self._reader: StoreReader | None = None
+        self._open_lock = threading.Lock()
+        self._admin: bool | None = None  # None: not asked yet
+        self._admin_message = ""
+        self._feed_key: tuple[str, str] | None = None
+        self._feed_rowid = 0
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def reset_feed(self) -> None:
+        """The next routing read starts over (filter changed)."""
+        self._feed_key = None
+
+    # -- one poll ------------------------------------------------------------------------
+
+    def fetch(self, view: str, filt: Filter, selection: str | None = None) -> Snapshot:
+        now = self.clock()
+        daemon = self._daemon_state()
+        snapshot = Snapshot(now=now, daemon=daemon)
+        try:
+            reader = self.store()
+        except StoreError as exc:
+            snapshot.store_error = str(exc)
+            reader = None
+        if view == "overview":
+            snapshot.overview = self._overview(reader, daemon, now, filt)
+        elif view == "routing" and reader is not None:
+            snapshot.routing = self._routing(reader, filt)
+        elif view == "providers":
+            snapshot.providers = self._providers(reader, daemon, now, filt)
+        elif view == "gpu":
+            snapshot.gpu = self._gpu(reader, daemon, now, filt, selection)
+        return snapshot
+
+    def store(self) -> StoreReader:
+        """The shared read-only store connection, opened on first use (raises StoreError)."""
+        with self._open_lock:
+            if self._reader is None:
+                try:
+                    self._reader = StoreReader(self.database)
+                except StoreMissingError:
+                    raise StoreError(
+                        f"no store at {self.database} yet (it appears when `omen serve` starts)"
+                    ) from None
+            return self._reader
+
+    # -- the daemon ----------------------------------------------------------------------
+
+    def _daemon_state(self) -> DaemonState:
+        state = DaemonState(url=self.client.base_url)
+        try:
+            self.client.health()
+        except AdminError as exc:
+            self._admin = None  # ask again once it is back
+            state.message = exc.message
+            return state
+        state.reachable = True
+        if self._admin is None:
+            self._admin_call(self.client.endpoints)
+        state.admin = bool(self._admin)
+        state.message = self._admin_message
+        return state
+
+    def _admin_call(self, call: Callable[[], Any]) -> Any:
+        """An admin read; None when refused or failing (the reason kept for the header)."""
+        try:
+            result = call()
+        except AdminError as exc:
+            if exc.refused:
+                self._admin = False
+                self._admin_message = f"the admin API refused the key ({exc.message})"
+            else:
+                self._admin_message = exc.message
+            return None
+        self._admin = True
+        self._admin_message = ""
+        return result
+
+    def _live(self, daemon: DaemonState, call: Callable[[], Any]) -> Any:
+        if not daemon.reachable or self._admin is False:
+            return None
+        result = self._admin_call(call)
+        daemon.admin = bool(self._admin)
+        daemon.message = self._admin_message
+        return result
+
+    # -- 1 overview ----------------------------------------------------------------------
+
+    def _overview(
+        self, reader: StoreReader | None, daemon: DaemonState, now: float, filt: Filter
+    ) -> OverviewData:
+        live = self._live(daemon, self.client.containers)
+        periods = Periods.at(now, self.tz)
+        utc = Periods.at(now, ZoneInfo("UTC"))
+        spend = {}
+        overrides = {}
+        rps: list[float] = []
+        alerts: list[Alert] = []
+        if reader is not None:
+            spend = {p: reader.spend_by_container(utc_day(utc.starts[p])) for p in PERIODS}
+            overrides = reader.budget_overrides()
+            rps = _per_second(reader.requests_per_minute(now - 3600), now)
+            alerts = _alerts(reader, now)
+        statuses = build_statuses(periods, spend, overrides, live)
+        statuses = [s for s in statuses if filt.matches_container(s.name)]
+        alerts = [a for a in alerts if filt.matches_container(a.container)]
+        totals = Totals(
+            spend={p: sum(s.spend[p] for s in statuses) for p in PERIODS},
+            requests_day=sum(s.requests_day for s in statuses),
+            errors_day=sum(s.errors_day for s in statuses),
+            rps_now=rps[-1] if rps else 0.0,
+        )
+        return OverviewData(statuses, totals, rps, alerts)
+
+    # -- 2 routing -----------------------------------------------------------------------
+
+    def _routing(self, reader: StoreReader, filt: Filter) -> RoutingData:
+        key = (filt.container, filt.provider)
+        container = filt.container or None
+        provider = filt.provider or None
+        if self._feed_key == key:
+            rows = reader.recent_requests(
+                container=container,
+                provider=provider,
+                after_rowid=self._feed_rowid,
+                limit=FEED_SIZE,
+            )
+            if len(rows) < FEED_SIZE:
+                self._advance(rows)
+                return RoutingData(rows, replace=False)
+        # First read, a new filter, or more arrived than the feed holds: start from the newest.
+        rows = reader.recent_requests(container=container, provider=provider, limit=FEED_SIZE)
+        self._feed_key = key
+        self._feed_rowid = max((row.rowid for row in rows), default=0)
+        if not rows:
+            self._feed_rowid = reader.max_rowid()
+        return RoutingData(rows, replace=True)
+
+    def _advance(self, rows: list[RequestRow]) -> None:
+        if rows:
+            self._feed_rowid = max(self._feed_rowid, max(row.rowid for row in rows))
+
+    # -- 3 providers ---------------------------------------------------------------------
+
+    def _providers(
+        self, reader: StoreReader | None, daemon: DaemonState, now: float, filt: Filter
+    ) -> ProvidersData:
+        live: list[dict[str, Any]] = self._live(daemon, self.client.endpoints) or []
+        health = reader.latest_health() if reader is not None else []
+        drains = reader.drains() if reader is not None else {}
+        by_key: dict[tuple[str, str], EndpointStatus] = {}
+        for row in health:
+            by_key[(row.provider, row.endpoint)] = _from_health(row)
+        for (provider, endpoint), drain in drains.items():
+            status = by_key.setdefault(
+                (provider, endpoint), EndpointStatus(provider, endpoint, "unknown")
+            )
+            if drain.drained:
+                status.drained, status.health = True, "drained"
+                status.drain_reason, status.drain_actor = drain.reason, drain.actor
+                status.drain_ts = drain.ts
+        for item in live:
+            key = (str(item.get("provider")), str(item.get("endpoint")))
+            status = by_key.setdefault(key, EndpointStatus(key[0], key[1], "unknown"))
+            _apply_live(status, item)
+        endpoints = [s for s in by_key.values() if filt.matches_provider(s.provider)]
+        if reader is not None:
+            _latencies(reader, endpoints, now)
+        endpoints = [
+            s
+            for s in endpoints
+            if filt.matches_text(s.provider, s.endpoint, s.url, s.health, s.last_error)
+        ]
+        endpoints.sort(key=lambda s: (s.provider, s.endpoint))
+        return ProvidersData(endpoints)
+
+    # -- 4 GPU ---------------------------------------------------------------------------
+
+    def _gpu(
+        self,
+        reader: StoreReader | None,
+        daemon: DaemonState,
+        now: float,
+        filt: Filter,
+        selection: str | None,
+    ) -> GpuData:
+        live: list[dict[str, Any]] = self._live(daemon, self.client.endpoints) or []
+        live_by_key = {f"{e.get('provider')}/{e.get('endpoint')}": e for e in live}
+        if reader is None:
+            return GpuData([])
+        drains = reader.drains()
+        endpoints = []
+        for row in reader.latest_gpu():
+            if not filt.matches_provider(row.provider):
+                continue
+            status = GpuStatus(
+                row.provider,
+                row.endpoint,
+                row.ts,
+                row.gpu_util_percent,
+                row.vram_used_bytes,
+                row.vram_total_bytes,
+                row.in_flight,
+                row.loaded_models,
+            )
+            drain = drains.get((row.provider, row.endpoint))
+            status.drained = bool(drain and drain.drained)
+            item = live_by_key.get(status.key)
+            if item is not None:
+                status.in_flight = int(item.get("in_flight") or 0)
+                status.drained = bool(item.get("drained"))
+            names = [str(m.get("name")) for m in status.models]
+            if filt.matches_text(status.endpoint, *names):
+                endpoints.append(status)
+        data = GpuData(endpoints)
+        chosen = next((e for e in endpoints if e.key == selection), None)
+        chosen = chosen or (endpoints[0] if endpoints else None)
+        if chosen is not None:
+            rows = reader.gpu_history(
+                chosen.provider, chosen.endpoint, now - GPU_WINDOW_S, limit=720
+            )
+            data.history_key = chosen.key
+            data.history = [
+                GpuPoint(r.ts, r.gpu_util_percent, r.vram_used_bytes, r.vram_total_bytes)
+                for r in rows
+            ]
+        return data
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _per_second(minutes: list[Any], now: float) -> list[float]:
+    """60 per-minute request rates ending with the last full minute (gaps are zero)."""
+    counts = {m.minute: m.requests for m in minutes}
+    last_full = int(now // 60) * 60 - 60
+    return [counts.get(last_full - 60 * i, 0) / 60 for i in range(59, -1, -1)]
+
+
+def _alerts(reader: StoreReader, now: float) -> list[Alert]:
+    alerts = []
+    for row in reader.audit_rows(since_ts=now - ALERT_WINDOW_S, limit=200):
+        if row.action != "budget_alert":
+            continue
+        after = row.after or {}
+        alerts.append(
+            Alert(
+                ts=row.ts,
+                container=row.target,
+                period=str(after.get("period", "")),
+                percent=after.get("percent_used"),
+                spent=after.get("spent_usd"),
+                budget=after.get("budget_usd"),
+            )
+        )
+    return alerts
+
+
+def _from_health(row: HealthRow) -> EndpointStatus:
+    return EndpointStatus(
+        row.provider,
+        row.endpoint,
+        "healthy" if row.healthy else "unhealthy",
+        probe_ms=row.latency_ms,
+        last_error=row.error,
+        in_flight=row.in_flight,
+        checked_ts=row.ts,
+    )
+
+
+def _apply_live(status: EndpointStatus, item: dict[str, Any]) -> None:
+    """The daemon's live view wins over the last stored sample."""
+    status.health = str(item.get("status") or status.health)
+    status.url = item.get("url") or status.url
+    status.in_flight = int(item.get("in_flight") or 0)
+    status.drained = bool(item.get("drained"))
+    if item.get("drain_reason"):
+        status.drain_reason = item["drain_reason"]
+    if item.get("probe_ms") is not None:
+        status.probe_ms = float(item["probe_ms"])
+    status.last_error = item.get("last_error") or status.last_error
+    status.loaded_models = [str(m) for m in item.get("loaded_models") or [] if m]
+    if status.error_rate is None and item.get("requests"):
+        status.error_rate = float(item.get("error_rate") or 0.0)
+
+
+def _latencies(reader: StoreReader, endpoints: list[EndpointStatus], now: float) -> None:
+    """p50/p95 and error rate from the last 15 minutes of requests, else from probes."""
+    by_provider: dict[str, list[RequestRow]] = {}
+    for provider in {s.provider for s in endpoints}:
+        by_provider[provider] = reader.recent_requests(
+            provider=provider, since_ts=now - LATENCY_WINDOW_S, limit=LATENCY_SAMPLE
+        )
+    for status in endpoints:
+        rows = [r for r in by_provider.get(status.provider, []) if r.endpoint == status.endpoint]
+        latencies = [r.latency_ms for r in rows if r.status < 400]
+        if rows:
+            status.sample = len(rows)
+            status.error_rate = sum(1 for r in rows if r.status >= 500 or r.error) / len(rows)
+        if latencies:
+            status.p50_ms, status.p95_ms = percentile(latencies, 50), percentile(latencies, 95)
+            status.latency_source = "requests"
+            continue
+        probes = [
+            h.latency_ms
+            for h in reader.health_history(status.provider, status.endpoint, now - 3600, limit=120)
+            if h.latency_ms is not None
+        ]
+        if probes:
+            status.p50_ms, status.p95_ms = percentile(probes, 50), percentile(probes, 95)
+            status.latency_source = "probes"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]

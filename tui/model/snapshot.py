@@ -1,0 +1,129 @@
+"""What one poll hands the views: plain dataclasses, built in a worker thread, read on the UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from store import RequestRow
+from tui.model.budget import ContainerStatus
+
+
+@dataclass(slots=True)
+class DaemonState:
+    """What the console knows about the daemon after its last look."""
+
+    url: str
+    reachable: bool = False
+    admin: bool = False  # the admin API accepted our key
+    message: str = ""  # why not, in words
+
+    @property
+    def actions_ok(self) -> bool:
+        return self.reachable and self.admin
+
+
+@dataclass(slots=True)
+class Totals:
+    spend: dict[str, float] = field(default_factory=dict)  # period -> USD, all containers
+    requests_day: int = 0
+    errors_day: int = 0
+    rps_now: float = 0.0  # requests per second over the last full minute
+
+
+@dataclass(slots=True)
+class Alert:
+    ts: float
+    container: str
+    period: str
+    percent: float | None
+    spent: float | None
+    budget: float | None
+
+
+@dataclass(slots=True)
+class OverviewData:
+    containers: list[ContainerStatus]
+    totals: Totals
+    rps: list[float]  # requests/s per minute over the last hour, oldest first
+    alerts: list[Alert]
+
+
+@dataclass(slots=True)
+class RoutingData:
+    rows: list[RequestRow]
+    replace: bool  # True: these rows are the whole feed; False: append them
+
+
+@dataclass(slots=True)
+class EndpointStatus:
+    provider: str
+    endpoint: str
+    health: str  # healthy | unhealthy | cooling | drained | unknown
+    url: str | None = None
+    probe_ms: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    latency_source: str = ""  # "requests" (last 15 min) or "probes" (last hour)
+    error_rate: float | None = None
+    sample: int = 0  # requests the latency and error rate are over
+    in_flight: int = 0
+    drained: bool = False
+    drain_reason: str | None = None
+    drain_actor: str | None = None
+    drain_ts: float | None = None
+    last_error: str | None = None
+    checked_ts: float | None = None
+    loaded_models: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.endpoint}"
+
+
+@dataclass(slots=True)
+class ProvidersData:
+    endpoints: list[EndpointStatus]
+
+
+@dataclass(slots=True)
+class GpuPoint:
+    ts: float
+    util: float | None
+    vram_used: int | None
+    vram_total: int | None
+
+
+@dataclass(slots=True)
+class GpuStatus:
+    provider: str
+    endpoint: str
+    ts: float
+    util: float | None
+    vram_used: int | None
+    vram_total: int | None
+    in_flight: int
+    models: list[dict[str, Any]]
+    drained: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.endpoint}"
+
+
+@dataclass(slots=True)
+class GpuData:
+    endpoints: list[GpuStatus]
+    history_key: str | None = None  # which endpoint `history` is for
+    history: list[GpuPoint] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    now: float
+    daemon: DaemonState
+    store_error: str | None = None
+    overview: OverviewData | None = None
+    routing: RoutingData | None = None
+    providers: ProvidersData | None = None
+    gpu: GpuData | None = None

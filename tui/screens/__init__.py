@@ -1,0 +1,1 @@
+"""Modal dialogs and drill-down screens."""

@@ -1,0 +1,67 @@
+"""HelpScreen: every key, by view, and what the header says."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = (
+    ("1 2 3 4", "switch view: Overview, Routing, Providers, GPU"),
+    ("↑ ↓ pgup pgdn", "move the selection; ← → scroll wide tables"),
+    ("enter", "Routing: open the decision (scores, attempts, body)"),
+    ("d", "Providers/GPU: drain or undrain the endpoint (asks first)"),
+    ("b", "Overview: change the container's daily/weekly/monthly budget"),
+    ("r", "Routing: replay the request (same route, re-route, or a named model)"),
+    ("/", "filter by text, container, provider (ctrl+u in it clears)"),
+    ("p", "pause / resume polling"),
+    ("ctrl+p  :", "command palette"),
+    ("esc", "back / close; on a view, clear the filter"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "close", "Close"),
+    ]
+
+    def __init__(self, *, readonly: bool, url: str) -> None:
+        super().__init__(classes="modal")
+        self.readonly = readonly
+        self.url = url
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog help"):
+            yield Static("Omen console — keys", classes="dialog-title")
+            yield Static(self._table())
+            yield Static(self._notes(), classes="dialog-text")
+            yield Static("esc: close", classes="dialog-hint")
+
+    def _table(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        for key, what in KEYS:
+            if self.readonly and key in ("d", "b", "r"):
+                what += " — hidden: --readonly"
+            table.add_row(key, what)
+        return table
+
+    def _notes(self) -> Text:
+        return Text(
+            f"Data comes from the store (works with the daemon down); actions go to the "
+            f"daemon's admin API at {self.url} and are audited. Header: ● daemon up, "
+            "✖ unreachable (history only, actions off), ⏸ paused.",
+            style="dim",
+        )
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,92 @@
+"""ReplayResult: the original request and its replay side by side."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui.format import count, millis, money, status_text
+
+
+class ReplayResult(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+
+    def __init__(self, result: dict[str, Any], mode: str, prompt: str | None = None) -> None:
+        super().__init__()
+        self.original: dict[str, Any] = result.get("original") or {}
+        self.replay: dict[str, Any] = result.get("replay") or {}
+        self.mode = mode
+        self.prompt = prompt
+
+    def compose(self) -> ComposeResult:
+        title = Text("Replay of ", style="bold")
+        title.append(str(self.original.get("id", "?")))
+        title.append(f" → {self.replay.get('request_id', '?')}", style="bold")
+        title.append(f"  ({self.mode})", style="dim")
+        yield Static(title, classes="summary")
+        with Horizontal(id="comparison"):
+            with VerticalScroll(classes="side-by-side", id="before"):
+                yield Static(side("original", self.original, None, answer=None))
+            with VerticalScroll(classes="side-by-side", id="after"):
+                yield Static(
+                    side("replay", self.replay, self.original, answer=self.replay.get("answer"))
+                )
+        if self.prompt:
+            yield Static(Text("prompt: ", style="dim") + Text(self.prompt), classes="detail-line")
+        yield Footer()
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+
+def side(
+    title: str, outcome: dict[str, Any], baseline: dict[str, Any] | None, *, answer: Any
+) -> Text:
+    text = Text(title.upper(), style="bold underline")
+    provider, model = outcome.get("provider"), outcome.get("model")
+    route = f"{provider}/{model}" if provider else "(not routed)"
+    if outcome.get("endpoint"):
+        route += f"@{outcome['endpoint']}"
+    text.append(f"\n{route}", style="bold")
+    text.append("\nstatus   ")
+    text.append_text(status_text(int(outcome.get("status") or 0)))
+    text.append(f"\nlatency  {millis(_num(outcome.get('latency_ms')))}")
+    text.append_text(_delta(outcome, baseline, "latency_ms"))
+    prompt_tokens = _num(outcome.get("prompt_tokens")) or 0
+    completion = _num(outcome.get("completion_tokens")) or 0
+    text.append(f"\ntokens   {count(int(prompt_tokens))} in / {count(int(completion))} out")
+    text.append(f"\ncost     {money(_num(outcome.get('cost_usd')) or 0.0)}")
+    text.append_text(_delta(outcome, baseline, "cost_usd"))
+    if outcome.get("error"):
+        text.append(f"\nerror    {outcome['error']}", style="red")
+    if outcome.get("reason"):
+        text.append(f"\nreason   {outcome['reason']}", style="dim")
+    text.append("\n\nanswer\n", style="bold")
+    if answer is None and baseline is None:
+        text.append("(answers are not stored; only the replay's is shown)", style="dim")
+    elif answer is None:
+        text.append("(no answer)", style="dim")
+    else:
+        text.append(str(answer))
+    return text
+
+
+def _delta(outcome: dict[str, Any], baseline: dict[str, Any] | None, field: str) -> Text:
+    if baseline is None:
+        return Text()
+    new, old = _num(outcome.get(field)), _num(baseline.get(field))
+    if new is None or old is None or old == 0:
+        return Text()
+    change = (new - old) / old
+    style = "green" if change < 0 else "red" if change > 0 else "dim"
+    return Text(f"  {change:+.0%}", style=style)
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,203 @@
+"""RequestDetail: one routing decision in full — scores, exclusions, attempts, stored body."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import orjson
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from store import RequestRow, StoreReader
+from tui.format import count, millis, money, stamp, status_text
+from tui.messages import ReplayRequested
+
+BODY_LIMIT = 20_000  # characters of the stored body shown
+
+
+class RequestDetail(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("r", "replay", "Replay"),
+    ]
+
+    def __init__(
+        self,
+        request_id: str,
+        open_store: Callable[[], StoreReader],
+        *,
+        readonly: bool,
+        actions_ok: Callable[[], bool],
+    ) -> None:
+        super().__init__()
+        self.request_id = request_id
+        self.open_store = open_store
+        self.readonly = readonly
+        self.actions_ok = actions_ok
+        self.row: RequestRow | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail"):
+            yield Static(Text(f"loading {self.request_id}…", style="dim"), id="detail-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail").focus()
+        self._load()
+
+    @work(thread=True, exit_on_error=False, group="detail")
+    def _load(self) -> None:
+        reader = self.open_store()
+        row = reader.get_request(self.request_id)
+        body = reader.get_request_body(self.request_id) if row else None
+        replays = reader.replays_of(self.request_id, limit=20) if row else []
+        self.app.call_from_thread(self._show, row, body, replays)
+
+    def _show(
+        self, row: RequestRow | None, body: dict[str, Any] | None, replays: list[RequestRow]
+    ) -> None:
+        self.row = row
+        self.query_one("#detail-body", Static).update(
+            render_detail(self.request_id, row, body, replays)
+        )
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "replay":
+            if self.readonly:
+                return False
+            if not self.actions_ok() or self.row is None:
+                return None
+        return True
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def action_replay(self) -> None:
+        if self.row is not None:
+            self.app.post_message(ReplayRequested(self.row.id, self.row.provider, self.row.model))
+
+
+def render_detail(
+    request_id: str, row: RequestRow | None, body: dict[str, Any] | None, replays: list[RequestRow]
+) -> RenderableType:
+    if row is None:
+        return Text(f"{request_id} is not in the store", style="red")
+    decision = row.decision or {}
+    parts: list[RenderableType] = [_summary(row)]
+    intent = decision.get("intent") or {}
+    if intent or decision.get("strategy"):
+        text = _heading("decision")
+        text.append(f"\nintent {intent.get('name', row.intent)} ({intent.get('source', '?')})")
+        signals = intent.get("signals") or []
+        if signals:
+            text.append(f" signals: {', '.join(map(str, signals))}", style="dim")
+        text.append(f"\nstrategy {decision.get('strategy') or row.strategy}")
+        if decision.get("rule"):
+            text.append(f"  rule: {decision['rule']}")
+        parts.append(text)
+    if decision.get("options"):
+        parts += [_heading("options (ranked)"), _options(decision["options"])]
+    if decision.get("excluded"):
+        parts += [_heading("excluded"), _rows(decision["excluded"], ("provider", "model", "why"))]
+    if decision.get("candidates"):
+        order = ("provider", "endpoint", "model", "note")
+        parts += [_heading("candidates (in order)"), _rows(decision["candidates"], order)]
+    if decision.get("attempts"):
+        tried = ("provider", "endpoint", "model", "status", "ms", "error")
+        parts += [_heading("attempts"), _rows(decision["attempts"], tried)]
+    if replays:
+        parts += [_heading("replays"), _replays(replays)]
+    parts.append(_heading("request body (stored, redacted)"))
+    if body is None:
+        parts.append(Text("not stored (keep_request_bodies is 0, or it was pruned)", style="dim"))
+    else:
+        raw = orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
+        if len(raw) > BODY_LIMIT:
+            raw = raw[:BODY_LIMIT] + f"\n… {len(raw) - BODY_LIMIT} more characters"
+        parts.append(Text(raw))
+    return Group(*parts)
+
+
+def _heading(title: str) -> Text:
+    return Text(f"\n{title}", style="bold underline")
+
+
+def _summary(row: RequestRow) -> Text:
+    text = Text(row.id, style="bold")
+    text.append(f"  {stamp(row.ts)}  ")
+    text.append_text(status_text(row.status))
+    text.append(f"  {row.container}", style="bold")
+    text.append(f" ({row.key_id or 'no key'}) {row.kind}{' stream' if row.stream else ''}")
+    text.append(f"\n{row.requested_model} → ")
+    route = f"{row.provider}/{row.model}@{row.endpoint}" if row.provider else "(not routed)"
+    text.append(route, style="bold")
+    ttft = f", ttft {millis(row.ttft_ms)}" if row.ttft_ms is not None else ""
+    text.append(
+        f"\n{millis(row.latency_ms)}{ttft} · {count(row.prompt_tokens)} in /"
+        f" {count(row.completion_tokens)} out"
+    )
+    if row.cached_tokens or row.reasoning_tokens:
+        text.append(f" ({row.cached_tokens} cached, {row.reasoning_tokens} reasoning)")
+    text.append(f" · {money(row.cost_usd)}")
+    if row.replay_of:
+        text.append(f"\nreplay of {row.replay_of}", style="cyan")
+    if row.client_closed:
+        text.append("\nthe client hung up before the end", style="yellow")
+    if row.error:
+        text.append(f"\nerror: {row.error}", style="red")
+    text.append(f"\nreason: {row.reason}", style="dim")
+    return text
+
+
+def _options(options: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    for name in ("#", "provider/model", "local", "quality", "est cost", "latency", "score"):
+        table.add_column(name)
+    table.add_column("components", overflow="fold")
+    for index, option in enumerate(options, start=1):
+        components = option.get("components") or {}
+        table.add_row(
+            str(index),
+            f"{option.get('provider')}/{option.get('model')}",
+            "yes" if option.get("local") else "no",
+            f"{option.get('quality', 0):.2f}",
+            money(option.get("est_cost")),
+            millis(option.get("latency_ms")),
+            f"{option.get('score', 0):.4f}",
+            " ".join(f"{k}={v:.3f}" for k, v in components.items()),
+        )
+    return table
+
+
+def _rows(items: list[dict[str, Any]], columns: tuple[str, ...]) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for item in items:
+        table.add_row(*("" if item.get(c) is None else str(item.get(c)) for c in columns))
+    return table
+
+
+def _replays(replays: list[RequestRow]) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    for name in ("id", "time", "st", "provider/model", "latency", "cost"):
+        table.add_column(name)
+    for row in replays:
+        table.add_row(
+            row.id,
+            stamp(row.ts)[11:],
+            str(row.status),
+            f"{row.provider}/{row.model}",
+            millis(row.latency_ms),
+            money(row.cost_usd),
+        )
+    return table
