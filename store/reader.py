@@ -233,9 +233,9 @@ class StoreReader:
             total = _add(total, edge)
         return total
 
-    def admitted_since(self, container: str, since_ts: float, *, times_limit: int = 0) -> tuple[
-        int, list[float]
-    ]:
+    def admitted_since(
+        self, container: str, since_ts: float, *, times_limit: int = 0
+    ) -> tuple[int, list[float]]:
         """Requests a container was admitted for since `since_ts` (status < 400: refusals and
         upstream failures gave their reservation back), and up to `times_limit` of their start
         times, newest first. Index-bounded by (container, ts); used when limits restart."""
