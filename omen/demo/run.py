@@ -96,6 +96,7 @@ quality_threshold = 0.6
 [routing.intent_rules]
 code = {{ provider = "ollama", model = "deepseek-coder:6.7b" }}
 reasoning = {{ provider = "openai", model = "gpt-4o" }}
+general = {{ provider = "ollama", model = "llama3.1:8b" }}
 
 [providers.ollama]
 endpoints = [
@@ -107,7 +108,7 @@ quality = 0.65
 
 [providers.openai]
 api_key = "env:OMEN_DEMO_UPSTREAM_KEY"
-base_url = "http://127.0.0.1:{ports["openai"]}/v1"
+endpoints = [{{ url = "http://127.0.0.1:{ports["openai"]}/v1", name = "openai-sim" }}]
 models = ["gpt-4o", "gpt-4o-mini"]
 cost_per_1k_input_tokens = 0.0025
 cost_per_1k_output_tokens = 0.01
@@ -116,7 +117,7 @@ quality = 0.92
 
 [providers.xai]
 api_key = "env:OMEN_DEMO_UPSTREAM_KEY"
-base_url = "http://127.0.0.1:{ports["xai"]}/v1"
+endpoints = [{{ url = "http://127.0.0.1:{ports["xai"]}/v1", name = "xai-sim" }}]
 models = ["grok-2"]
 cost_per_1k_input_tokens = 0.002
 cost_per_1k_output_tokens = 0.01
