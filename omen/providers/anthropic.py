@@ -22,6 +22,7 @@ from omen.config import ProviderConfig
 from omen.providers.base import (
     JSON,
     ChatResponse,
+    ChunkEnvelope,
     EmbeddingResponse,
     Probe,
     UpstreamError,
@@ -321,29 +322,15 @@ def from_anthropic_message(data: JSON, model: str) -> ChatResponse:
     return ChatResponse(body=body, usage=usage)
 
 
-class AnthropicStreamTranslator:
+class AnthropicStreamTranslator(ChunkEnvelope):
     """Turns Anthropic stream events (parsed `data:` objects) into OpenAI chunks, one at a time."""
 
     def __init__(self, completion_id: str, model: str) -> None:
-        self.completion_id = completion_id
-        self.model = model
-        self.created = int(time.time())
+        super().__init__(completion_id, model)
         self.raw_usage: JSON = {}
         self.stop_reason: str | None = None
         self.tool_index: dict[int, int] = {}  # Anthropic block index → OpenAI tool-call index
         self.finished = False
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
-        return {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
-    def first(self) -> JSON:
-        return self._chunk({"role": "assistant", "content": "", "refusal": None})
 
     @property
     def usage(self) -> Usage:

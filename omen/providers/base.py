@@ -6,6 +6,7 @@ one upstream. They never decide where a request goes; the gateway hands them an 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -83,6 +84,33 @@ class Probe:
     error: str | None = None
     loaded_models: list[JSON] = field(default_factory=list)
     models: list[str] | None = None
+
+
+class ChunkEnvelope:
+    """The OpenAI chunk every stream translator fills in: one id, one model, one timestamp."""
+
+    fingerprint: str | None = None
+
+    def __init__(self, completion_id: str, model: str) -> None:
+        self.completion_id = completion_id
+        self.model = model
+        self.created = int(time.time())
+
+    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
+        chunk: JSON = {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+        }
+        if self.fingerprint:
+            chunk["system_fingerprint"] = self.fingerprint
+        chunk["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        return chunk
+
+    def first(self) -> JSON:
+        """The role delta OpenAI streams open with."""
+        return self._chunk({"role": "assistant", "content": "", "refusal": None})
 
 
 class UpstreamError(Exception):

@@ -35,7 +35,15 @@ from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped,unu
 from botocore.session import Session  # type: ignore[import-untyped,unused-ignore]
 
 from omen.config import ProviderConfig
-from omen.providers.base import JSON, ChatResponse, EmbeddingResponse, Probe, UpstreamError, Usage
+from omen.providers.base import (
+    JSON,
+    ChatResponse,
+    ChunkEnvelope,
+    EmbeddingResponse,
+    Probe,
+    UpstreamError,
+    Usage,
+)
 from omen.providers.http import (
     UpstreamClients,
     loads,
@@ -350,28 +358,14 @@ def from_converse(data: JSON, completion_id: str, model: str) -> ChatResponse:
     return ChatResponse(body=body, usage=usage)
 
 
-class ConverseStreamTranslator:
+class ConverseStreamTranslator(ChunkEnvelope):
     """Turns ConverseStream event frames into OpenAI chunks, one frame at a time."""
 
     def __init__(self, completion_id: str, model: str) -> None:
-        self.completion_id = completion_id
-        self.model = model
-        self.created = int(time.time())
+        super().__init__(completion_id, model)
         self.tool_indices: dict[int, int] = {}  # contentBlockIndex → OpenAI tool_calls index
         self.stop_reason: str | None = None
         self.usage: Usage | None = None
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
-        return {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
-    def first(self) -> JSON:
-        return self._chunk({"role": "assistant", "content": "", "refusal": None})
 
     def feed_frame(self, headers: dict[str, Any], payload: bytes) -> list[JSON]:
         """One decoded frame; exception frames raise (with `mid_stream=True`)."""

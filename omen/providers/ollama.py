@@ -19,6 +19,7 @@ import orjson
 from omen.providers.base import (
     JSON,
     ChatResponse,
+    ChunkEnvelope,
     EmbeddingResponse,
     Probe,
     UpstreamError,
@@ -195,28 +196,15 @@ def from_ollama_chat(final: JSON, completion_id: str, model: str) -> ChatRespons
     return ChatResponse(body=body, usage=usage)
 
 
-class OllamaStreamTranslator:
+class OllamaStreamTranslator(ChunkEnvelope):
     """Turns Ollama NDJSON objects into OpenAI chunks, one object at a time."""
 
+    fingerprint = "fp_ollama"
+
     def __init__(self, completion_id: str, model: str) -> None:
-        self.completion_id = completion_id
-        self.model = model
-        self.created = int(time.time())
+        super().__init__(completion_id, model)
         self.tool_calls = 0
         self.usage: Usage | None = None
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
-        return {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": "fp_ollama",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
-    def first(self) -> JSON:
-        return self._chunk({"role": "assistant", "content": "", "refusal": None})
 
     def feed(self, item: JSON) -> list[JSON]:
         if "error" in item:
