@@ -38,6 +38,26 @@ class UpstreamClients:
         self._clients.clear()
 
 
+_URLS: dict[tuple[str, str, tuple[tuple[str, str], ...]], httpx.URL] = {}
+
+
+def absolute_url(
+    client: httpx.AsyncClient, path: str, params: dict[str, str] | None = None
+) -> httpx.URL:
+    """The full URL for `path` on this client, parsed once: httpx would re-parse and merge
+    it on every request, which costs more than the rest of building the request."""
+    key = (str(client.base_url), path, tuple(sorted((params or {}).items())))
+    url = _URLS.get(key)
+    if url is None:
+        url = client.base_url.join(path.lstrip("/"))
+        if params:
+            url = url.copy_merge_params(params)
+        if len(_URLS) > 4096:  # a bound, should models in paths ever be unbounded
+            _URLS.clear()
+        _URLS[key] = url
+    return url
+
+
 def with_trace(headers: dict[str, str]) -> dict[str, str]:
     """The request's W3C trace context travels to the upstream with every call."""
     trace = upstream_headers()
@@ -83,7 +103,9 @@ async def post_json(
     """POST a JSON body and return the raw response bytes; non-2xx raises via `on_error`."""
     try:
         response = await client.post(
-            path, content=orjson.dumps(payload), headers=with_trace(headers), params=params
+            absolute_url(client, path, params),
+            content=orjson.dumps(payload),
+            headers=with_trace(headers),
         )
     except httpx.HTTPError as exc:
         raise transport_error(exc, where) from exc
@@ -105,7 +127,10 @@ async def open_stream(
 ) -> AsyncIterator[httpx.Response]:
     """Open a streamed POST; errors before the body starts are raised as UpstreamError."""
     request = client.build_request(
-        "POST", path, content=orjson.dumps(payload), headers=with_trace(headers), params=params
+        "POST",
+        absolute_url(client, path, params),
+        content=orjson.dumps(payload),
+        headers=with_trace(headers),
     )
     try:
         response = await client.send(request, stream=True)

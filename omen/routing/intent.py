@@ -181,6 +181,7 @@ _PATTERNS = (
 )
 
 _COMPILED = {p.regex: re.compile(p.regex, re.MULTILINE) for p in _PATTERNS}
+_ALL_HINTS = frozenset(hint for p in _PATTERNS for hint in p.hints)
 
 _VOCABULARIES = (
     _v(
@@ -365,11 +366,12 @@ def classify_text(text: str, system: str = "") -> IntentResult:
 
     lower = text.lower()
     system_lower = system.lower()
+    present = {hint for hint in _ALL_HINTS if hint in lower}  # one pass of cheap `in` tests
     counted: dict[tuple[str, str], int] = {}
     for pattern in _PATTERNS:
         key = (pattern.intent, pattern.name)
         hits = 0
-        if not pattern.hints or any(h in lower for h in pattern.hints):
+        if not pattern.hints or not present.isdisjoint(pattern.hints):
             hits = sum(
                 1 for _ in zip(range(_SIGNAL_CAP), pattern.compiled.finditer(text), strict=False)
             )
@@ -388,7 +390,10 @@ def classify_text(text: str, system: str = "") -> IntentResult:
     words = Counter(_WORD.findall(lower))
     system_words = set(_WORD.findall(system_lower)) if system else set()
     for vocabulary in _VOCABULARIES:
-        hits = sum(words[w] for w in vocabulary.words if w in words)
+        if len(words) < len(vocabulary.words):
+            hits = sum(n for w, n in words.items() if w in vocabulary.words)
+        else:
+            hits = sum(words[w] for w in vocabulary.words if w in words)
         if vocabulary.prefixes:
             hits += sum(n for w, n in words.items() if w.startswith(vocabulary.prefixes))
         for phrase in vocabulary.phrases:
