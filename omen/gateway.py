@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,7 +22,14 @@ from omen.ids import new_request_id
 from omen.limits.base import BUDGET, SOFT_LIMIT, Ask
 from omen.limits.control import Admission, Refused, Unavailable, UsageControl, retry_after_header
 from omen.policy import Policies, provider_info, route_request
-from omen.providers import JSON, ChatResponse, EmbeddingResponse, UpstreamError, Usage
+from omen.providers import (
+    JSON,
+    ChatResponse,
+    EmbeddingResponse,
+    Provider,
+    UpstreamError,
+    Usage,
+)
 from omen.routing import Candidate, NoRoute, RouteDecision, Router, RouteRequest
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import NO_TRACING, Tracing
@@ -79,6 +87,57 @@ class Answer:
     cost: float
     body: JSON
     raw: bytes | None
+
+
+class Failover:
+    """One request's walk down its candidates: within `max_attempts` and `failover_timeout`,
+    each failure recorded and reported; giving up releases the reservation and records why."""
+
+    def __init__(self, gateway: Gateway, ctx: CallContext, decision: RouteDecision) -> None:
+        self.gateway = gateway
+        self.ctx = ctx
+        self.decision = decision
+        self.attempts: list[Attempt] = []
+        self.last: UpstreamError | None = None
+        self.deadline = time.monotonic() + gateway.failover_timeout
+
+    def tries(self) -> Iterator[tuple[Candidate, EndpointState, Provider, JSON]]:
+        """Each candidate with its endpoint state, adapter, and the body to send it."""
+        fleet = self.gateway.fleet
+        for candidate in self.decision.candidates[: self.gateway.max_attempts]:
+            body = dict(self.ctx.body)
+            body["model"] = candidate.model
+            yield (
+                candidate,
+                fleet.endpoints[(candidate.provider, candidate.endpoint)],
+                fleet.providers[candidate.provider],
+                body,
+            )
+
+    def failed(
+        self, candidate: Candidate, state: EndpointState, error: UpstreamError, began: float
+    ) -> bool:
+        """Record a failed attempt; whether the next candidate may be tried."""
+        self.attempts.append(Attempt(candidate, error.status, error.message, _ms(began)))
+        self.gateway.report_failure(state, error)
+        self.last = error
+        return error.retryable and time.monotonic() <= self.deadline
+
+    async def give_up(self) -> ApiError:
+        gateway = self.gateway
+        error = gateway.exhausted(self.decision, self.attempts, self.last)
+        await gateway.usage.release(self.ctx.admission)
+        gateway.record(
+            self.ctx,
+            self.decision,
+            None,
+            error.status,
+            Usage(),
+            0.0,
+            attempts=self.attempts,
+            error=error.message,
+        )
+        return error
 
 
 def header_safe(text: str) -> str:
@@ -250,14 +309,8 @@ class Gateway:
         )
         decision = self.decide(ctx, models)
         await self.admit(ctx, decision)
-        attempts: list[Attempt] = []
-        last: UpstreamError | None = None
-        deadline = time.monotonic() + self.failover_timeout
-        for candidate in decision.candidates[: self.max_attempts]:
-            state = self.fleet.endpoints[(candidate.provider, candidate.endpoint)]
-            provider = self.fleet.providers[candidate.provider]
-            body = dict(ctx.body)
-            body["model"] = candidate.model
+        failover = Failover(self, ctx, decision)
+        for candidate, state, provider, body in failover.tries():
             began = time.perf_counter()
             state.in_flight += 1
             try:
@@ -274,27 +327,21 @@ class Gateway:
                     else:
                         result = await provider.chat(candidate.url, body)
             except UpstreamError as exc:
-                attempts.append(Attempt(candidate, exc.status, exc.message, _ms(began)))
-                self.report_failure(state, exc)
-                last = exc
-                if not exc.retryable or time.monotonic() > deadline:
-                    break
-                continue
+                if failover.failed(candidate, state, exc, began):
+                    continue
+                break
             finally:
                 state.in_flight -= 1
             self.fleet.record_success(state, _ms(began), None)
-            attempts.append(Attempt(candidate, 200, None, _ms(began)))
+            failover.attempts.append(Attempt(candidate, 200, None, _ms(began)))
             cost = self.price(candidate, result.usage)
             await self.usage.settle(ctx.admission, result.usage.total_tokens, cost)
-            self.record(ctx, decision, candidate, 200, result.usage, cost, attempts=attempts)
+            self.record(
+                ctx, decision, candidate, 200, result.usage, cost, attempts=failover.attempts
+            )
             raw = result.raw if isinstance(result, ChatResponse) else None
             return Answer(candidate, decision, result.usage, cost, result.body, raw)
-        error = self.exhausted(decision, attempts, last)
-        await self.usage.release(ctx.admission)
-        self.record(
-            ctx, decision, None, error.status, Usage(), 0.0, attempts=attempts, error=error.message
-        )
-        raise error
+        raise await failover.give_up()
 
     def exhausted(
         self, decision: RouteDecision, attempts: list[Attempt], last: UpstreamError | None

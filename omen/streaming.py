@@ -17,9 +17,8 @@ from typing import Protocol
 
 import orjson
 
-from omen.errors import ApiError
 from omen.fleet import EndpointState
-from omen.gateway import Attempt, CallContext, Gateway
+from omen.gateway import Attempt, CallContext, Failover, Gateway
 from omen.providers import JSON, UpstreamError, Usage
 from omen.routing import Candidate, RouteDecision
 
@@ -203,14 +202,8 @@ async def open_stream(
     """Route and open the upstream stream, failing over until one yields its first chunk."""
     decision = gateway.decide(ctx, gateway.fleet.chat_models())
     await gateway.admit(ctx, decision)
-    attempts: list[Attempt] = []
-    last: UpstreamError | None = None
-    deadline = time.monotonic() + gateway.failover_timeout
-    for candidate in decision.candidates[: gateway.max_attempts]:
-        state = gateway.fleet.endpoints[(candidate.provider, candidate.endpoint)]
-        provider = gateway.fleet.providers[candidate.provider]
-        body = dict(ctx.body)
-        body["model"] = candidate.model
+    failover = Failover(gateway, ctx, decision)
+    for candidate, state, provider, body in failover.tries():
         began = time.perf_counter()
         state.in_flight += 1
         upstream = provider.stream(candidate.url, body)
@@ -228,27 +221,28 @@ async def open_stream(
             await _close(upstream)
             if isinstance(exc, StopAsyncIteration):
                 exc = UpstreamError(502, f"{candidate.provider}: empty stream")
-            attempts.append(Attempt(candidate, exc.status, exc.message, _ms(began)))
-            gateway.report_failure(state, exc)
-            last = exc
-            if not exc.retryable or time.monotonic() > deadline:
-                break
-            continue
+            if failover.failed(candidate, state, exc, began):
+                continue
+            break
         except BaseException:
             state.in_flight -= 1
             await _close(upstream)
             raise
         pump = StreamPump(
-            gateway, ctx, decision, candidate, state, upstream, first, attempts, began, encoder
+            gateway,
+            ctx,
+            decision,
+            candidate,
+            state,
+            upstream,
+            first,
+            failover.attempts,
+            began,
+            encoder,
         )
         pump.start()
         return pump
-    error: ApiError = gateway.exhausted(decision, attempts, last)
-    await gateway.usage.release(ctx.admission)
-    gateway.record(
-        ctx, decision, None, error.status, Usage(), 0.0, attempts=attempts, error=error.message
-    )
-    raise error
+    raise await failover.give_up()
 
 
 async def _close(upstream: AsyncIterator[JSON]) -> None:
