@@ -494,7 +494,6 @@ class AnthropicProvider:
     async def stream(self, endpoint: str, body: JSON) -> AsyncIterator[JSON]:
         where = f"{self.name} {endpoint}"
         translator = AnthropicStreamTranslator(f"chatcmpl-{uuid.uuid4().hex[:24]}", body["model"])
-        started = False
         async with (
             open_stream(
                 self._clients.get(endpoint),
@@ -511,18 +510,15 @@ class AnthropicProvider:
                 try:
                     chunks = translator.feed(event)
                 except UpstreamError as exc:
-                    exc.mid_stream = started
+                    exc.mid_stream = translator.started
                     raise
-                if not started:
-                    # The role delta goes out with the first real event, so an error event
-                    # that comes first still counts as "before the first byte".
-                    started = True
-                    yield translator.first()
-                for chunk in chunks:
+                for chunk in translator.opening(chunks):
                     yield chunk
                 if translator.finished:
                     return
-        raise UpstreamError(502, f"{where}: stream ended before message_stop", mid_stream=started)
+        raise UpstreamError(
+            502, f"{where}: stream ended before message_stop", mid_stream=translator.started
+        )
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
         raise UpstreamError(

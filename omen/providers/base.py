@@ -95,6 +95,7 @@ class ChunkEnvelope:
         self.completion_id = completion_id
         self.model = model
         self.created = int(time.time())
+        self.started = False  # whether the role delta (and so a first byte) has gone out
 
     def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
         chunk: JSON = {
@@ -111,6 +112,17 @@ class ChunkEnvelope:
     def first(self) -> JSON:
         """The role delta OpenAI streams open with."""
         return self._chunk({"role": "assistant", "content": "", "refusal": None})
+
+    def opening(self, chunks: list[JSON]) -> list[JSON]:
+        """One upstream event's chunks, with the role delta in front of the first event's.
+
+        The role delta waits for the first real event, so an error that arrives first is
+        still "before the first byte" and the request may fail over.
+        """
+        if self.started:
+            return chunks
+        self.started = True
+        return [self.first(), *chunks]
 
 
 class UpstreamError(Exception):

@@ -648,7 +648,6 @@ class BedrockProvider:
         translator = ConverseStreamTranslator(f"chatcmpl-{uuid.uuid4().hex[:24]}", model)
         payload, headers = await self._request(endpoint, path, body)
         headers["accept"] = EVENT_STREAM
-        started = False
         try:
             async with (
                 open_stream(
@@ -663,24 +662,21 @@ class BedrockProvider:
             ):
                 async for frame in frames:
                     chunks = translator.feed_frame(frame.headers, frame.payload)
-                    if not started:
-                        # The role delta goes out with the first real frame, so an exception
-                        # frame that comes first still counts as "before the first byte".
-                        started = True
-                        yield translator.first()
-                    for chunk in chunks:
+                    for chunk in translator.opening(chunks):
                         yield chunk
                     if translator.done:
                         return
         except UpstreamError as exc:
-            exc.mid_stream = started
+            exc.mid_stream = translator.started
             self._forget_rejected_credentials(exc)
             raise
         if translator.stop_reason is not None or translator.usage is not None:
             for chunk in translator.finish():  # one of messageStop and metadata never came
                 yield chunk
             return
-        raise UpstreamError(502, f"{where}: stream ended without messageStop", mid_stream=started)
+        raise UpstreamError(
+            502, f"{where}: stream ended without messageStop", mid_stream=translator.started
+        )
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
         raise UpstreamError(

@@ -281,30 +281,25 @@ class OllamaProvider:
         model = body["model"]
         translator = OllamaStreamTranslator(f"chatcmpl-{uuid.uuid4().hex[:24]}", model)
         where = f"ollama {endpoint}"
-        async with open_stream(
-            self._clients.get(endpoint),
-            "/api/chat",
-            to_ollama_chat(body, model, stream=True),
-            headers={"content-type": "application/json"},
-            where=where,
-            on_error=ollama_error,
-        ) as response:
-            started = False
-            async with aclosing(iter_lines(response, where)) as lines:
-                async for line in lines:
-                    if not line:
-                        continue
-                    item = loads(line, where)
-                    chunks = translator.feed(item)
-                    if not started:
-                        # The role delta goes out with the first real line, so an error line
-                        # that comes first still counts as "before the first byte".
-                        started = True
-                        yield translator.first()
-                    for chunk in chunks:
-                        yield chunk
-                    if item.get("done"):
-                        return
+        async with (
+            open_stream(
+                self._clients.get(endpoint),
+                "/api/chat",
+                to_ollama_chat(body, model, stream=True),
+                headers={"content-type": "application/json"},
+                where=where,
+                on_error=ollama_error,
+            ) as response,
+            aclosing(iter_lines(response, where)) as lines,
+        ):
+            async for line in lines:
+                if not line:
+                    continue
+                item = loads(line, where)
+                for chunk in translator.opening(translator.feed(item)):
+                    yield chunk
+                if item.get("done"):
+                    return
         raise UpstreamError(502, f"{where}: stream ended without a final message", mid_stream=True)
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
