@@ -70,6 +70,33 @@ class ChatResponse:
 
 
 @dataclass(slots=True)
+class NativeCall:
+    """A request passed through in the client's own wire format (formats match).
+
+    `wire` is the inbound format ("messages" | "responses" | "chat"); `body` is the client's
+    body exactly as sent except `model`; `headers` are the client headers the upstream must
+    see too (`anthropic-beta`, `anthropic-version`).
+    """
+
+    wire: str
+    body: JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Relayed:
+    """One upstream stream event, forwarded to the client as the upstream framed it.
+
+    `usage` is the running usage when this event carried some (the last one wins), `model`
+    the concrete model when this event named it.
+    """
+
+    data: bytes
+    usage: Usage | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True)
 class EmbeddingResponse:
     body: JSON
     usage: Usage
@@ -180,3 +207,18 @@ class Provider(Protocol):
     async def probe(self, endpoint: str) -> Probe: ...
 
     async def aclose(self) -> None: ...
+
+
+class NativeProvider(Provider, Protocol):
+    """An adapter that can also pass requests through in some client wire formats.
+
+    `native(endpoint, call)` returns the upstream's answer as a ChatResponse whose `body` is
+    the upstream's own JSON (in `call.wire`'s shape), `raw` its bytes and `usage` read from
+    it; `native_stream` yields `Relayed` events. Errors are UpstreamErrors, as for `chat`.
+    """
+
+    def speaks(self, wire: str, model: str) -> bool: ...
+
+    async def native(self, endpoint: str, call: NativeCall) -> ChatResponse: ...
+
+    def native_stream(self, endpoint: str, call: NativeCall) -> AsyncIterator[Relayed]: ...
