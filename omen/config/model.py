@@ -209,6 +209,17 @@ class ModelInfoConfig(Section):
     cost_per_1k_cache_write_tokens: Money | None = None
 
 
+# What each provider's own API serves besides what its adapter translates to. Azure and
+# OpenAI-compatible servers differ by deployment, so Responses there is opted into.
+DEFAULT_PASSTHROUGH: dict[str, frozenset[str]] = {
+    "openai": frozenset({"chat", "responses"}),
+    "xai": frozenset({"chat", "responses"}),
+    "azure": frozenset({"chat"}),
+    "anthropic": frozenset({"messages"}),
+    "bedrock": frozenset({"messages"}),  # Claude models, through InvokeModel
+}
+
+
 class ProviderConfig(Section):
     name: str
     type: ProviderType
@@ -238,6 +249,15 @@ class ProviderConfig(Section):
     deployments: dict[str, str] = {}
     region: str | None = None
     model_info: dict[str, ModelInfoConfig] = {}
+    # Inbound formats forwarded to this upstream unchanged (model aside) instead of being
+    # translated. Unset: what the provider's own API serves (see `passthrough_formats`).
+    passthrough: list[Literal["chat", "messages", "responses"]] | None = None
+
+    @property
+    def passthrough_formats(self) -> frozenset[str]:
+        if self.passthrough is not None:
+            return frozenset(self.passthrough)
+        return DEFAULT_PASSTHROUGH.get(self.type, frozenset())
 
     @model_validator(mode="before")
     @classmethod
