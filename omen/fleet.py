@@ -145,6 +145,13 @@ class Fleet:
 
     # --- outcomes reported by the gateway --------------------------------------------
 
+    def begin(self, state: EndpointState) -> None:
+        """A request to this endpoint started (least-loaded balancing counts these)."""
+        state.in_flight += 1
+
+    def end(self, state: EndpointState) -> None:
+        state.in_flight -= 1
+
     def record_success(
         self, state: EndpointState, latency_ms: float, ttft_ms: float | None
     ) -> None:

@@ -10,83 +10,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 from omen.auth import Principal
+from omen.calls import ROUTING_HINTS, Answer, Attempt, CallContext
 from omen.config import OmenConfig
 from omen.errors import ApiError, invalid
 from omen.fleet import EndpointState, Fleet
-from omen.ids import new_request_id
 from omen.limits.base import BUDGET, SOFT_LIMIT, Ask
-from omen.limits.control import Admission, Refused, Unavailable, UsageControl, retry_after_header
+from omen.limits.control import Refused, Unavailable, UsageControl, retry_after_header
 from omen.policy import Policies, provider_info, route_request
 from omen.providers import (
     JSON,
     ChatResponse,
     EmbeddingResponse,
+    NativeCall,
+    NativeProvider,
     Provider,
+    Relayed,
     UpstreamError,
     Usage,
 )
-from omen.routing import Candidate, NoRoute, RouteDecision, Router, RouteRequest
+from omen.routing import Candidate, NoRoute, RouteDecision, Router
+from omen.routing.session import Pin, keep_session, relabel
+from omen.sessions import SessionStore
+from omen.streaming import StreamPump, close_quietly
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import NO_TRACING, Tracing
 from store import RequestRecord, StoreWriter
 
 log = logging.getLogger("omen.requests")
-
-
-@dataclass(slots=True)
-class CallContext:
-    """What is known about one request before it is routed."""
-
-    principal: Principal
-    container: str
-    kind: str  # "chat" | "embeddings"
-    body: JSON
-    stream: bool = False
-    request_id: str = field(default_factory=new_request_id)
-    ts: float = field(default_factory=time.time)
-    started: float = field(default_factory=time.perf_counter)
-    trace_id: str | None = None
-    route: RouteRequest | None = None
-    admission: Admission | None = None
-    replay_of: str | None = None
-
-    def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000
-
-
-@dataclass(slots=True)
-class Attempt:
-    candidate: Candidate
-    status: int
-    error: str | None
-    ms: float
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "provider": self.candidate.provider,
-            "endpoint": self.candidate.endpoint,
-            "model": self.candidate.model,
-            "status": self.status,
-            "error": self.error,
-            "ms": round(self.ms, 2),
-        }
-
-
-@dataclass(slots=True)
-class Answer:
-    """A successful non-streaming call."""
-
-    candidate: Candidate
-    decision: RouteDecision
-    usage: Usage
-    cost: float
-    body: JSON
-    raw: bytes | None
 
 
 class Failover:
@@ -101,17 +56,14 @@ class Failover:
         self.last: UpstreamError | None = None
         self.deadline = time.monotonic() + gateway.failover_timeout
 
-    def tries(self) -> Iterator[tuple[Candidate, EndpointState, Provider, JSON]]:
-        """Each candidate with its endpoint state, adapter, and the body to send it."""
+    def tries(self) -> Iterator[tuple[Candidate, EndpointState, Provider]]:
+        """Each candidate with its endpoint state and adapter."""
         fleet = self.gateway.fleet
         for candidate in self.decision.candidates[: self.gateway.max_attempts]:
-            body = dict(self.ctx.body)
-            body["model"] = candidate.model
             yield (
                 candidate,
                 fleet.endpoints[(candidate.provider, candidate.endpoint)],
                 fleet.providers[candidate.provider],
-                body,
             )
 
     def failed(
@@ -138,6 +90,13 @@ class Failover:
             error=error.message,
         )
         return error
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    tokens: int
+    estimated: bool
+    provider: str
 
 
 def header_safe(text: str) -> str:
@@ -167,6 +126,7 @@ class Gateway:
         self.metrics = metrics
         self.tracing = tracing or NO_TRACING
         self.policies = Policies(config)
+        self.sessions = SessionStore(config.routing.session_ttl, config.server.redis_url)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def track(self, task: asyncio.Task[None]) -> None:
@@ -202,7 +162,9 @@ class Gateway:
             return asked
         return "default"
 
-    def decide(self, ctx: CallContext, models: dict[str, tuple[str, ...]]) -> RouteDecision:
+    async def decide(
+        self, ctx: CallContext, models: dict[str, tuple[str, ...]], *, fits: bool = True
+    ) -> RouteDecision:
         policy = self.policies.for_container(ctx.container)
         request = route_request(
             policy, ctx.body, ctx.container, self.config.server.default_max_tokens
@@ -217,11 +179,59 @@ class Gateway:
                 decision = self.router.route(request, self.fleet.snapshot(), models)
         except NoRoute as exc:
             error = ApiError(exc.status, exc.message, code=exc.code, param="model")
+            if exc.code == "context_length_exceeded":
+                error = self.too_long(ctx, request.est_prompt_tokens, exc.limit)
             self.record_refusal(ctx, error)
             raise error from None
         if pressure >= SOFT_LIMIT and request.model == "auto":
             decision.reason = f"budget {pressure:.0%} used, steered to cheapest: {decision.reason}"
+        if ctx.session and self.sessions.enabled:
+            await self.keep_session(ctx, decision)
+        first = decision.candidates[0]
+        window = self.router.spec(first.provider, first.model).capabilities.context_window
+        if fits and request.est_prompt_tokens > window:
+            error = self.too_long(ctx, request.est_prompt_tokens, window)
+            self.record_refusal(ctx, error, decision)
+            raise error
         return decision
+
+    def too_long(self, ctx: CallContext, tokens: int, limit: int) -> ApiError:
+        """The wording each kind of agent acts on (Claude Code compacts on Anthropic's)."""
+        message = (
+            f"prompt is too long: {tokens} tokens > {limit} maximum"
+            if ctx.kind == "messages"
+            else f"This model's maximum context length is {limit} tokens, but the request "
+            f"has about {tokens} tokens. Please reduce the length of the messages."
+        )
+        return ApiError(
+            400,
+            message,
+            type_="invalid_request_error",
+            param="messages",
+            code="context_length_exceeded",
+        )
+
+    async def keep_session(self, ctx: CallContext, decision: RouteDecision) -> None:
+        assert ctx.session is not None
+        pin = await self.sessions.get(ctx.container, ctx.session)
+        move = keep_session(decision, pin, self._quality)
+        relabel(decision, move)
+        decision.details["session"] = {
+            "id": ctx.session,
+            "action": move.action,
+            "detail": move.detail,
+        }
+
+    def _quality(self, candidate: Candidate) -> float:
+        return self.router.spec(candidate.provider, candidate.model).quality
+
+    async def pin_session(self, ctx: CallContext, candidate: Candidate) -> None:
+        """The session's next turns go where this one was answered."""
+        if ctx.session and self.sessions.enabled:
+            pin = Pin(
+                candidate.provider, candidate.model, candidate.endpoint, self._quality(candidate)
+            )
+            await self.sessions.put(ctx.container, ctx.session, pin)
 
     async def admit(self, ctx: CallContext, decision: RouteDecision) -> None:
         """Reserve against the container's limits for the chosen candidate, or refuse (429)."""
@@ -299,49 +309,166 @@ class Gateway:
             + usage.completion_tokens * spec.output_cost_per_token
         )
 
+    def cache_saved(self, candidate: Candidate | None, usage: Usage) -> float:
+        """What this request's cache reads saved against paying the full input price."""
+        if candidate is None or not usage.cached_tokens:
+            return 0.0
+        spec = self.router.spec(candidate.provider, candidate.model)
+        return usage.cached_tokens * (spec.input_cost_per_token - spec.cache_read_cost_per_token)
+
     def report_failure(self, state: EndpointState, error: UpstreamError) -> None:
         connection = error.type in ("upstream_unreachable", "timeout")
         self.fleet.record_failure(state, error.message, connection=connection)
 
-    async def chat(self, ctx: CallContext) -> Answer:
+    def native_call(
+        self, ctx: CallContext, candidate: Candidate, provider: Provider
+    ) -> NativeCall | None:
+        """The client's own body for an upstream that speaks its format; None: translate."""
+        speaks = getattr(provider, "speaks", None)
+        if ctx.native is None or speaks is None or not speaks(ctx.kind, candidate.model):
+            return None
+        body = dict(ctx.native)
+        body["model"] = candidate.model
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict) and not ROUTING_HINTS.isdisjoint(metadata):
+            # Omen's routing hints are Omen's; upstreams refuse keys they do not know.
+            body["metadata"] = {k: v for k, v in metadata.items() if k not in ROUTING_HINTS}
+        return NativeCall(ctx.kind, body, ctx.client_headers)
+
+    def upstream_body(self, ctx: CallContext, candidate: Candidate) -> JSON:
+        body = dict(ctx.body)
+        body["model"] = candidate.model
+        return body
+
+    async def call(self, ctx: CallContext) -> Answer | StreamPump:
+        """Route, admit and walk the candidates until one answers (for a stream: until its
+        first event); the same walk for every inbound format, passthrough or translated."""
         models = (
             self.fleet.embedding_models() if ctx.kind == "embeddings" else self.fleet.chat_models()
         )
-        decision = self.decide(ctx, models)
+        decision = await self.decide(ctx, models)
         await self.admit(ctx, decision)
         failover = Failover(self, ctx, decision)
-        for candidate, state, provider, body in failover.tries():
+        for candidate, state, provider in failover.tries():
+            native = self.native_call(ctx, candidate, provider)
             began = time.perf_counter()
-            state.in_flight += 1
+            self.fleet.begin(state)
+            span = self.tracing.span(
+                "omen.upstream",
+                provider=candidate.provider,
+                endpoint=candidate.endpoint,
+                model=candidate.model,
+                stream=ctx.stream,
+            )
+            upstream: AsyncIterator[JSON | Relayed] | None = None
+            first: JSON | Relayed = {}
             try:
-                with self.tracing.span(
-                    "omen.upstream",
-                    provider=candidate.provider,
-                    endpoint=candidate.endpoint,
-                    model=candidate.model,
-                ):
-                    if ctx.kind == "embeddings":
-                        result: ChatResponse | EmbeddingResponse = await provider.embed(
-                            candidate.url, body
+                with span:
+                    if ctx.stream:
+                        upstream = (
+                            cast(NativeProvider, provider).native_stream(candidate.url, native)
+                            if native is not None
+                            else provider.stream(candidate.url, self.upstream_body(ctx, candidate))
+                        )
+                        first = await anext(upstream)
+                    elif native is not None:
+                        result: ChatResponse | EmbeddingResponse = await cast(
+                            NativeProvider, provider
+                        ).native(candidate.url, native)
+                    elif ctx.kind == "embeddings":
+                        result = await provider.embed(
+                            candidate.url, self.upstream_body(ctx, candidate)
                         )
                     else:
-                        result = await provider.chat(candidate.url, body)
-            except UpstreamError as exc:
+                        result = await provider.chat(
+                            candidate.url, self.upstream_body(ctx, candidate)
+                        )
+            except (UpstreamError, StopAsyncIteration) as exc:
+                self.fleet.end(state)
+                if upstream is not None:
+                    await close_quietly(upstream)
+                if isinstance(exc, StopAsyncIteration):
+                    exc = UpstreamError(502, f"{candidate.provider}: empty stream")
                 if failover.failed(candidate, state, exc, began):
                     continue
                 break
-            finally:
-                state.in_flight -= 1
+            except BaseException:
+                self.fleet.end(state)
+                if upstream is not None:
+                    await close_quietly(upstream)
+                raise
+            self.note_translation(ctx, decision, candidate, native is not None)
+            if upstream is not None:
+                pump = StreamPump(
+                    self, ctx, decision, candidate, state, upstream, first, failover.attempts, began
+                )
+                pump.start()
+                return pump
+            self.fleet.end(state)
             self.fleet.record_success(state, _ms(began), None)
             failover.attempts.append(Attempt(candidate, 200, None, _ms(began)))
             cost = self.price(candidate, result.usage)
             await self.usage.settle(ctx.admission, result.usage.total_tokens, cost)
+            await self.pin_session(ctx, candidate)
             self.record(
                 ctx, decision, candidate, 200, result.usage, cost, attempts=failover.attempts
             )
             raw = result.raw if isinstance(result, ChatResponse) else None
-            return Answer(candidate, decision, result.usage, cost, result.body, raw)
+            return Answer(
+                candidate, decision, result.usage, cost, result.body, raw, native is not None
+            )
         raise await failover.give_up()
+
+    def note_translation(
+        self, ctx: CallContext, decision: RouteDecision, candidate: Candidate, native: bool
+    ) -> None:
+        """Name in the decision whether the body went through, and what translation dropped."""
+        ctx.passthrough = native
+        if ctx.kind == "embeddings":
+            return
+        decision.details["passthrough"] = native or ctx.kind == "chat"
+        if not native and ctx.dropped:
+            dropped = [f"{name} ({candidate.provider})" for name in ctx.dropped]
+            decision.details["dropped"] = dropped
+            decision.reason += f" [dropped: {', '.join(dropped)}]"
+
+    async def count_tokens(self, ctx: CallContext) -> TokenCount:
+        """Input tokens of a request without running it: the upstream's own count where it
+        has one (Anthropic's count_tokens, OpenAI's input_tokens), else Omen's estimate.
+        Recorded like every request, at no cost and against no limit."""
+        decision = await self.decide(ctx, self.fleet.chat_models(), fits=False)
+        route = ctx.route
+        assert route is not None
+        counted_by = decision.candidates[0]
+        count = TokenCount(route.est_prompt_tokens, True, counted_by.provider)
+        failover = Failover(self, ctx, decision)
+        for candidate, _state, provider in failover.tries():
+            native = self.native_call(ctx, candidate, provider)
+            counter = getattr(provider, "count_tokens", None)
+            if native is None or counter is None:
+                continue
+            began = time.perf_counter()
+            try:
+                tokens = await counter(candidate.url, native)
+            except UpstreamError as exc:
+                failover.attempts.append(Attempt(candidate, exc.status, exc.message, _ms(began)))
+                continue
+            failover.attempts.append(Attempt(candidate, 200, None, _ms(began)))
+            count = TokenCount(int(tokens), False, candidate.provider)
+            counted_by = candidate
+            break
+        decision.details["count_tokens"] = {"tokens": count.tokens, "estimated": count.estimated}
+        ctx.kind = "count_tokens"  # recorded as what it was, after the wire format was used
+        self.record(
+            ctx,
+            decision,
+            counted_by,
+            200,
+            Usage(prompt_tokens=count.tokens),
+            0.0,
+            attempts=failover.attempts,
+        )
+        return count
 
     def exhausted(
         self, decision: RouteDecision, attempts: list[Attempt], last: UpstreamError | None
@@ -469,6 +596,9 @@ class Gateway:
                 cached_tokens=usage.cached_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
                 cost_usd=cost,
+                cache_write_tokens=usage.cache_write_tokens,
+                cache_saved_usd=self.cache_saved(candidate, usage),
+                session=ctx.session,
                 reason=decision.reason if decision else (error or ""),
                 decision=details,
                 error=error,

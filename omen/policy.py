@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from omen.config import OmenConfig, ProviderConfig
 from omen.routing import ModelOverride, ProviderInfo, RouteRequest, Rule, Weights, classify
 from omen.routing.intent import has_images
@@ -134,6 +136,13 @@ def estimate_prompt_tokens(messages: list[Any]) -> int:
     return chars // 4 + 4 * len(messages) + 800 * images
 
 
+def estimate_tool_tokens(tools: Any) -> int:
+    """Tool definitions count against the context too (a coding agent sends ~24 of them)."""
+    if not isinstance(tools, list) or not tools:
+        return 0
+    return len(orjson.dumps(tools)) // 4
+
+
 def route_request(
     policy: Policy, body: dict[str, Any], container: str, default_max_tokens: int
 ) -> RouteRequest:
@@ -155,7 +164,8 @@ def route_request(
         rules=policy.rules,
         needs_vision=has_images(messages),
         needs_tools=bool(body.get("tools") or body.get("functions")),
-        est_prompt_tokens=estimate_prompt_tokens(messages),
+        est_prompt_tokens=estimate_prompt_tokens(messages)
+        + estimate_tool_tokens(body.get("tools")),
         max_output_tokens=int(max_tokens),
         stream=bool(body.get("stream")),
     )

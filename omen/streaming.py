@@ -1,10 +1,13 @@
-"""Streamed chat: failover until the first chunk, then a pump that owns the upstream stream.
+"""A streamed answer after its first event: a pump task that owns the upstream stream.
 
+The gateway fails over until an upstream yields its first event, then hands the stream here.
 The pump is a task of its own, so a client that hangs up does not stop it: it reads the
 upstream to the end (bounded by the provider's timeout) to learn the real usage, and records
 the request with its exact cost either way. The client's side only reads from a queue.
+Translated streams are OpenAI chunks that the client's encoder turns into its format;
+passed-through streams are the upstream's own events (`Relayed`), forwarded as they came.
 After the first byte reached the client nothing is resent; an upstream failure then ends
-the stream with an OpenAI-style error event.
+the stream with an error event in the client's format.
 """
 
 from __future__ import annotations
@@ -13,61 +16,19 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-import orjson
-
+from omen.calls import Attempt, CallContext
 from omen.fleet import EndpointState
-from omen.gateway import Attempt, CallContext, Failover, Gateway
-from omen.providers import JSON, UpstreamError, Usage
+from omen.formats.base import ChunkEncoder
+from omen.formats.chat import OpenAIEncoder
+from omen.providers import JSON, Relayed, UpstreamError, Usage
 from omen.routing import Candidate, RouteDecision
 
+if TYPE_CHECKING:
+    from omen.gateway import Gateway
+
 log = logging.getLogger("omen.stream")
-
-DONE = b"data: [DONE]\n\n"
-
-
-def sse(chunk: JSON) -> bytes:
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-
-class ChunkEncoder(Protocol):
-    """Turns OpenAI chunks into what the client's wire format wants on the socket."""
-
-    def chunk(self, chunk: JSON) -> bytes: ...
-
-    def done(self, usage: Usage | None) -> bytes: ...
-
-    def error(self, error: UpstreamError) -> bytes: ...
-
-
-class OpenAIEncoder:
-    """OpenAI's SSE: the usage chunk only when the client asked for it, then [DONE]."""
-
-    def __init__(self, include_usage: bool) -> None:
-        self.include_usage = include_usage
-
-    def chunk(self, chunk: JSON) -> bytes:
-        if not chunk.get("choices"):
-            return sse(chunk) if self.include_usage else b""
-        if not self.include_usage:
-            chunk.pop("usage", None)
-        return sse(chunk)
-
-    def done(self, usage: Usage | None) -> bytes:
-        return DONE
-
-    def error(self, error: UpstreamError) -> bytes:
-        return sse(
-            {
-                "error": {
-                    "message": error.message,
-                    "type": error.type,
-                    "param": None,
-                    "code": error.code or "upstream_stream_error",
-                }
-            }
-        )
 
 
 class StreamPump:
@@ -78,11 +39,10 @@ class StreamPump:
         decision: RouteDecision,
         candidate: Candidate,
         state: EndpointState,
-        upstream: AsyncIterator[JSON],
-        first: JSON,
+        upstream: AsyncIterator[JSON | Relayed],
+        first: JSON | Relayed,
         attempts: list[Attempt],
         began: float,
-        encoder: ChunkEncoder | None = None,
     ) -> None:
         self.gateway = gateway
         self.ctx = ctx
@@ -94,8 +54,9 @@ class StreamPump:
         self.attempts = attempts
         self.began = began
         self.ttft_ms = ctx.elapsed_ms()
-        options = ctx.body.get("stream_options") or {}
-        self.encoder = encoder or OpenAIEncoder(bool(options.get("include_usage")))
+        self.encoder: ChunkEncoder = ctx.encoder or OpenAIEncoder(
+            bool((ctx.body.get("stream_options") or {}).get("include_usage"))
+        )
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.client_closed = False
         self.task: asyncio.Task[None] | None = None
@@ -108,33 +69,43 @@ class StreamPump:
         usage: Usage | None = None
         model = self.candidate.model
         error: UpstreamError | None = None
+        relayed = isinstance(self.first, Relayed)
         try:
-            chunk: JSON | None = self.first
-            while chunk is not None:
-                if chunk.get("model"):
-                    model = chunk["model"]
-                if chunk.get("usage"):
-                    usage = Usage.from_openai(chunk["usage"])
-                data = self.encoder.chunk(chunk)
+            item: JSON | Relayed | None = self.first
+            while item is not None:
+                if isinstance(item, Relayed):
+                    usage = item.usage or usage
+                    model = item.model or model
+                    data = item.data
+                else:
+                    if item.get("model"):
+                        model = item["model"]
+                    if item.get("usage"):
+                        usage = Usage.from_openai(item["usage"])
+                    data = self.encoder.chunk(item)
                 if data:
                     self.queue.put_nowait(data)
-                chunk = await anext(self.upstream, None)
-            self.queue.put_nowait(self.encoder.done(usage))
+                item = await anext(self.upstream, None)
+            if not relayed:  # a relayed stream carried its own ending
+                self.queue.put_nowait(self.encoder.done(usage))
         except UpstreamError as exc:
             error = exc
         except Exception as exc:  # a broken upstream must still end the client's stream
             log.exception("stream pump failed", extra={"request_id": self.ctx.request_id})
             error = UpstreamError(502, f"{self.candidate.provider}: {exc}", mid_stream=True)
         finally:
-            self.state.in_flight -= 1
+            self.gateway.fleet.end(self.state)
             if error is not None:
-                self.queue.put_nowait(self.encoder.error(error))
+                if not error.delivered:
+                    self.queue.put_nowait(self.encoder.error(error))
                 self.gateway.report_failure(self.state, error)
             else:
                 self.gateway.fleet.record_success(self.state, _ms(self.began), self.ttft_ms)
             self.queue.put_nowait(None)
             self._record(usage, model, error)
             await self._settle(usage)
+            if error is None:
+                await self.gateway.pin_session(self.ctx, self.candidate)
 
     async def _settle(self, usage: Usage | None) -> None:
         admission = self.ctx.admission
@@ -196,56 +167,7 @@ class StreamPump:
                 self.client_closed = True
 
 
-async def open_stream(
-    gateway: Gateway, ctx: CallContext, encoder: ChunkEncoder | None = None
-) -> StreamPump:
-    """Route and open the upstream stream, failing over until one yields its first chunk."""
-    decision = gateway.decide(ctx, gateway.fleet.chat_models())
-    await gateway.admit(ctx, decision)
-    failover = Failover(gateway, ctx, decision)
-    for candidate, state, provider, body in failover.tries():
-        began = time.perf_counter()
-        state.in_flight += 1
-        upstream = provider.stream(candidate.url, body)
-        try:
-            with gateway.tracing.span(
-                "omen.upstream",
-                provider=candidate.provider,
-                endpoint=candidate.endpoint,
-                model=candidate.model,
-                stream=True,
-            ):
-                first = await anext(upstream)
-        except (UpstreamError, StopAsyncIteration) as exc:
-            state.in_flight -= 1
-            await _close(upstream)
-            if isinstance(exc, StopAsyncIteration):
-                exc = UpstreamError(502, f"{candidate.provider}: empty stream")
-            if failover.failed(candidate, state, exc, began):
-                continue
-            break
-        except BaseException:
-            state.in_flight -= 1
-            await _close(upstream)
-            raise
-        pump = StreamPump(
-            gateway,
-            ctx,
-            decision,
-            candidate,
-            state,
-            upstream,
-            first,
-            failover.attempts,
-            began,
-            encoder,
-        )
-        pump.start()
-        return pump
-    raise await failover.give_up()
-
-
-async def _close(upstream: AsyncIterator[JSON]) -> None:
+async def close_quietly(upstream: AsyncIterator[JSON | Relayed]) -> None:
     aclose = getattr(upstream, "aclose", None)
     if aclose is not None:
         try:

@@ -158,6 +158,8 @@ class RoutingConfig(Section):
     max_attempts: int = Field(default=3, ge=1)
     failover_timeout: Duration = Field(default=30.0, gt=0)
     cooldown: Duration = 30.0
+    # How long an agent session keeps its model and endpoint after its last request; "0" off.
+    session_ttl: Duration = Field(default=7200.0, ge=0)
 
 
 class EndpointConfig(Section):

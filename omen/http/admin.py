@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from omen.auth import Principal
+from omen.calls import Answer, CallContext
 from omen.config import parse_money
 from omen.daemon import Daemon
 from omen.errors import ApiError, invalid
-from omen.gateway import CallContext
 from omen.http.api import Api
 from store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreReader
 
@@ -227,7 +227,8 @@ class AdminApi:
         ctx.replay_of = request_id
         outcome: dict[str, Any] = {"request_id": ctx.request_id, "mode": mode}
         try:
-            answer = await gateway.chat(ctx)
+            answer = await gateway.call(ctx)
+            assert isinstance(answer, Answer)  # replays never stream
         except ApiError as exc:
             outcome.update(
                 status=exc.status,

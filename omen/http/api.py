@@ -11,18 +11,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from omen.auth import ANONYMOUS, Principal, bearer_token
+from omen.calls import Answer, CallContext
 from omen.daemon import Daemon
 from omen.errors import ApiError
-from omen.gateway import Answer, CallContext, header_safe
-from omen.http.anthropic_inbound import AnthropicEncoder, error_body, from_openai, to_openai
+from omen.formats.base import InboundFormat
+from omen.formats.registry import CHAT, MESSAGES, RESPONSES
+from omen.gateway import header_safe
 from omen.http.errors import error_response
 from omen.http.sse import EventStreamResponse
 from omen.http.validate import check_chat, check_embeddings, read_json
-from omen.streaming import open_stream
+from omen.providers import JSON
+from omen.sessions import session_id
+from omen.streaming import StreamPump
 from omen.telemetry import trace
 from omen.telemetry.trace import continue_trace
 
 log = logging.getLogger("omen.http")
+
+# Client headers an upstream of the same format must see (SPEC §9).
+FORWARDED_HEADERS = ("anthropic-beta", "anthropic-version")
 
 Reply = Response | EventStreamResponse
 Handler = Callable[[Request], Awaitable[Reply]]
@@ -72,18 +79,6 @@ class Api:
             raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
         return principal
 
-    async def _context(self, request: Request, kind: str) -> CallContext:
-        principal = self.authenticate(request)
-        body = await read_json(request, self.daemon.config.server.max_body_size)
-        if kind == "chat":
-            check_chat(body)
-        else:
-            check_embeddings(body)
-        container = self.daemon.gateway.container_for(principal, body)
-        ctx = CallContext(principal, container, kind, body, stream=bool(body.get("stream")))
-        ctx.trace_id = self._trace(request)
-        return ctx
-
     @staticmethod
     def _trace(request: Request) -> str:
         context = continue_trace(
@@ -92,102 +87,151 @@ class Api:
         trace.current.set(context)
         return context.trace_id
 
-    # --- OpenAI routes -------------------------------------------------------------------
+    # --- the proxied routes: one pipeline, a codec per client format ---------------------
 
     async def chat_completions(self, request: Request) -> Reply:
-        ctx = await self._context(request, "chat")
-        headers = {"x-omen-request-id": ctx.request_id}
+        return await self._serve(request, CHAT)
+
+    async def messages(self, request: Request) -> Reply:
+        """Anthropic-format clients (Claude Code): passed through to upstreams that speak
+        Messages, translated for the others."""
+        return await self._serve(request, MESSAGES)
+
+    async def responses(self, request: Request) -> Reply:
+        """OpenAI Responses clients (Codex CLI, the Agents SDK), stateless."""
+        return await self._serve(request, RESPONSES)
+
+    async def _context(self, request: Request, fmt: InboundFormat) -> CallContext:
+        principal = self.authenticate(request)
+        native = await read_json(request, self.daemon.config.server.max_body_size)
+        body, dropped = fmt.decode(native)
+        check_chat(body)
+        container = self.daemon.gateway.container_for(principal, body)
+        ctx = CallContext(
+            principal,
+            container,
+            fmt.wire,
+            body,
+            stream=bool(body.get("stream")),
+            native=None if fmt is CHAT else native,
+            client_headers={
+                name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers
+            },
+            dropped=dropped,
+            session=session_id(request.headers, native),
+        )
+        ctx.trace_id = self._trace(request)
+        if ctx.stream:
+            ctx.encoder = fmt.encoder(native)
+        return ctx
+
+    async def _serve(self, request: Request, fmt: InboundFormat) -> Reply:
+        headers: dict[str, str] = {}
+        gateway = self.daemon.gateway
         try:
-            if ctx.stream:
-                pump = await open_stream(self.daemon.gateway, ctx)
-                headers.update(
-                    _route_headers(
-                        pump.decision.intent.intent,
-                        pump.candidate.provider,
-                        pump.candidate.model,
-                        pump.decision.reason,
-                    )
-                )
-                headers["cache-control"] = "no-cache"
-                headers["x-accel-buffering"] = "no"
-                headers.update(self.daemon.gateway.quota_headers(ctx))
-                return EventStreamResponse(pump.body(), headers, pump.client_gone)
-            answer = await self.daemon.gateway.chat(ctx)
+            ctx = await self._context(request, fmt)
+            headers["x-omen-request-id"] = ctx.request_id
+            if ctx.session:
+                headers["x-omen-session"] = header_safe(ctx.session)
+            result = await gateway.call(ctx)
         except ApiError as exc:
-            return error_response(exc, headers)
-        headers.update(self.daemon.gateway.quota_headers(ctx))
-        return self._answer(answer, headers)
+            return _error(fmt, exc, headers)
+        except Exception:
+            log.exception("unhandled error", extra={"path": request.url.path})
+            return _error(
+                fmt, ApiError(500, "internal error in Omen; see the daemon's log"), headers
+            )
+        headers.update(gateway.quota_headers(ctx))
+        if isinstance(result, StreamPump):
+            headers.update(
+                _route_headers(
+                    result.decision.intent.intent,
+                    result.candidate.provider,
+                    result.candidate.model,
+                    result.decision.reason,
+                )
+            )
+            headers["cache-control"] = "no-cache"
+            headers["x-accel-buffering"] = "no"
+            return EventStreamResponse(result.body(), headers, result.client_gone)
+        if result.native or fmt is CHAT:
+            return self._answer(result, headers)
+        assert ctx.native is not None
+        self._route_and_cost(result, str(result.body.get("model") or ""), headers)
+        encoded = fmt.encode(result.body, result.usage, ctx.native)
+        return json_response(encoded, headers=headers)
 
     def _answer(self, answer: Answer, headers: dict[str, str]) -> Response:
-        model = str(answer.body.get("model") or answer.candidate.model)
-        headers.update(
-            _route_headers(
-                answer.decision.intent.intent,
-                answer.candidate.provider,
-                model,
-                answer.decision.reason,
-            )
-        )
-        headers["x-omen-cost-usd"] = f"{answer.cost:.6f}"
+        self._route_and_cost(answer, str(answer.body.get("model") or ""), headers)
         content = answer.raw if answer.raw is not None else orjson.dumps(answer.body)
         return Response(content, media_type="application/json", headers=headers)
 
-    async def messages(self, request: Request) -> Reply:
-        """Anthropic-format clients: same routing, limits and recording, Anthropic's shapes."""
-        headers: dict[str, str] = {}
-        try:
-            principal = self.authenticate(request)
-            body = to_openai(await read_json(request, self.daemon.config.server.max_body_size))
-            check_chat(body)
-            gateway = self.daemon.gateway
-            container = gateway.container_for(principal, body)
-            ctx = CallContext(
-                principal, container, "messages", body, stream=bool(body.get("stream"))
-            )
-            ctx.trace_id = self._trace(request)
-            headers["x-omen-request-id"] = ctx.request_id
-            if ctx.stream:
-                pump = await open_stream(gateway, ctx, AnthropicEncoder(body["model"]))
-                headers.update(
-                    _route_headers(
-                        pump.decision.intent.intent,
-                        pump.candidate.provider,
-                        pump.candidate.model,
-                        pump.decision.reason,
-                    )
-                )
-                headers["cache-control"] = "no-cache"
-                headers.update(gateway.quota_headers(ctx))
-                return EventStreamResponse(pump.body(), headers, pump.client_gone)
-            answer = await gateway.chat(ctx)
-        except ApiError as exc:
-            return Response(
-                orjson.dumps(error_body(exc)),
-                status_code=exc.status,
-                media_type="application/json",
-                headers={**exc.headers, **headers},
-            )
-        headers.update(self.daemon.gateway.quota_headers(ctx))
+    @staticmethod
+    def _route_and_cost(answer: Answer, model: str, headers: dict[str, str]) -> None:
         headers.update(
             _route_headers(
                 answer.decision.intent.intent,
                 answer.candidate.provider,
-                answer.candidate.model,
+                model or answer.candidate.model,
                 answer.decision.reason,
             )
         )
         headers["x-omen-cost-usd"] = f"{answer.cost:.6f}"
-        return json_response(from_openai(answer.body, answer.usage), headers=headers)
 
     async def embeddings(self, request: Request) -> Response:
-        ctx = await self._context(request, "embeddings")
+        principal = self.authenticate(request)
+        body = await read_json(request, self.daemon.config.server.max_body_size)
+        check_embeddings(body)
+        container = self.daemon.gateway.container_for(principal, body)
+        ctx = CallContext(principal, container, "embeddings", body)
+        ctx.trace_id = self._trace(request)
         headers = {"x-omen-request-id": ctx.request_id}
         try:
-            answer = await self.daemon.gateway.chat(ctx)
+            answer = await self.daemon.gateway.call(ctx)
         except ApiError as exc:
             return error_response(exc, headers)
+        assert isinstance(answer, Answer)
         headers.update(self.daemon.gateway.quota_headers(ctx))
         return self._answer(answer, headers)
+
+    # --- token counts -------------------------------------------------------------------
+
+    async def count_tokens(self, request: Request) -> Reply:
+        """`POST /v1/messages/count_tokens`: the upstream's count, else an estimate."""
+        return await self._count(request, MESSAGES, lambda n: {"input_tokens": n})
+
+    async def input_tokens(self, request: Request) -> Reply:
+        """`POST /v1/responses/input_tokens`: the Responses API's token count."""
+        return await self._count(
+            request, RESPONSES, lambda n: {"object": "response.input_tokens", "input_tokens": n}
+        )
+
+    async def _count(
+        self, request: Request, fmt: InboundFormat, shape: Callable[[int], JSON]
+    ) -> Reply:
+        headers: dict[str, str] = {}
+        try:
+            principal = self.authenticate(request)
+            native = await read_json(request, self.daemon.config.server.max_body_size)
+            decodable = {**native, "stream": False}
+            if fmt is MESSAGES:
+                decodable.setdefault("max_tokens", 1)  # count_tokens bodies carry none
+            body, _ = fmt.decode(decodable)
+            check_chat(body)
+            container = self.daemon.gateway.container_for(principal, body)
+            ctx = CallContext(principal, container, fmt.wire, body, native=native)
+            ctx.client_headers = {
+                name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers
+            }
+            ctx.trace_id = self._trace(request)
+            headers["x-omen-request-id"] = ctx.request_id
+            count = await self.daemon.gateway.count_tokens(ctx)
+        except ApiError as exc:
+            return _error(fmt, exc, headers)
+        headers["x-omen-provider"] = count.provider
+        if count.estimated:
+            headers["x-omen-estimate"] = "true"
+        return json_response(shape(count.tokens), headers=headers)
 
     async def models(self, request: Request) -> Response:
         self.authenticate(request)
@@ -245,6 +289,16 @@ class Api:
         body["unusable"] = dict(self.daemon.fleet.unusable)
         body["limits"] = self.daemon.usage.describe()
         return json_response(body)
+
+
+def _error(fmt: InboundFormat, error: ApiError, headers: dict[str, str]) -> Response:
+    """An error in the client's own shape."""
+    return Response(
+        orjson.dumps(fmt.error_body(error)),
+        status_code=error.status,
+        media_type="application/json",
+        headers={**error.headers, **headers},
+    )
 
 
 def _route_headers(intent: str, provider: str, model: str, reason: str) -> dict[str, str]:

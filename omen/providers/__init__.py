@@ -13,8 +13,8 @@ from omen.providers.base import (
     NativeCall,
     NativeProvider,
     Probe,
-    Relayed,
     Provider,
+    Relayed,
     UpstreamError,
     Usage,
 )
@@ -60,6 +60,7 @@ def build_provider(config: ProviderConfig) -> Provider:
             connect_timeout=config.connect_timeout,
             api_version=config.api_version,
             deployments=dict(config.deployments),
+            passthrough=config.passthrough_formats,
         )
     adapter = _ADAPTERS.get(config.type)
     if adapter is None:

@@ -24,7 +24,9 @@ from omen.providers.base import (
     ChatResponse,
     ChunkEnvelope,
     EmbeddingResponse,
+    NativeCall,
     Probe,
+    Relayed,
     UpstreamError,
     Usage,
 )
@@ -35,11 +37,15 @@ from omen.providers.http import (
     open_stream,
     parse_retry_after,
     post_json,
+    sse_blocks,
 )
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+# OpenAI's reasoning_effort → an Anthropic thinking budget (tokens).
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -123,14 +129,6 @@ def _content_blocks(content: Any) -> list[JSON]:
     return blocks
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
-    return ""
-
-
 def _tool_use_block(call: JSON) -> JSON:
     function = call.get("function") or {}
     arguments = function.get("arguments") or "{}"
@@ -169,13 +167,12 @@ def _collapse(blocks: list[JSON]) -> str | list[JSON]:
 
 def to_anthropic_messages(body: JSON, model: str, *, stream: bool) -> JSON:
     """OpenAI chat body → Anthropic /v1/messages body."""
-    system: list[str] = []
+    system: list[JSON] = []
     turns: list[tuple[str, list[JSON]]] = []
     for message in body.get("messages") or []:
         if message.get("role") in ("system", "developer"):
-            text = _text_of(message.get("content"))
-            if text:
-                system.append(text)
+            # Anthropic has one system prompt: every system message joins it, cache marks kept.
+            system.extend(_content_blocks(message.get("content")))
             continue
         role, blocks = _turn(message)
         if turns and turns[-1][0] == role:
@@ -189,14 +186,17 @@ def to_anthropic_messages(body: JSON, model: str, *, stream: bool) -> JSON:
         "max_tokens": max_tokens,
         "messages": [{"role": role, "content": _collapse(blocks)} for role, blocks in turns],
     }
-    if len(system) == 1:
-        payload["system"] = system[0]
-    elif system:
-        payload["system"] = [{"type": "text", "text": text} for text in system]
+    if system:
+        payload["system"] = _collapse(system)
+    budget = THINKING_BUDGETS.get(str(body.get("reasoning_effort")))
+    if budget:
+        payload["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if payload["max_tokens"] <= budget:
+            payload["max_tokens"] = budget + DEFAULT_MAX_TOKENS
     stop = body.get("stop")
     if stop:
         payload["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    if body.get("temperature") is not None:
+    if body.get("temperature") is not None and not budget:  # thinking requires the default
         # OpenAI allows 0–2, Anthropic 0–1: clamp rather than have Anthropic refuse the request.
         payload["temperature"] = min(float(body["temperature"]), 1.0)
     if body.get("top_p") is not None:
@@ -220,6 +220,8 @@ def _tool(tool: JSON) -> JSON:
     if function.get("description"):
         out["description"] = function["description"]
     out["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+    if tool.get("cache_control"):
+        out["cache_control"] = tool["cache_control"]
     return out
 
 
@@ -463,6 +465,21 @@ def stream_error(error: JSON) -> UpstreamError:
 
 # --- transport -------------------------------------------------------------------------
 
+# What POST /v1/messages/count_tokens accepts (it refuses max_tokens, stream, metadata …).
+_COUNTED_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "mcp_servers",
+        "context_management",
+        "output_config",
+    }
+)
+
 
 class AnthropicProvider:
     """Adapter for one `[providers.NAME]` of type anthropic; `endpoint` is the host root."""
@@ -475,6 +492,100 @@ class AnthropicProvider:
         self._headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
         if config.api_key is not None:
             self._headers["x-api-key"] = config.api_key.get_secret_value()
+        self._passthrough = config.passthrough_formats
+
+    # --- passthrough: an Anthropic-format client's body as sent ------------------------
+
+    def speaks(self, wire: str, model: str) -> bool:
+        return wire in self._passthrough
+
+    def _native_headers(self, call: NativeCall) -> dict[str, str]:
+        """Omen's key; the client's API version and beta flags (prompt-caching scopes,
+        interleaved thinking, context management …) so the upstream does what it asked."""
+        headers = dict(self._headers)
+        for name in ("anthropic-version", "anthropic-beta"):
+            if call.headers.get(name):
+                headers[name] = call.headers[name]
+        return headers
+
+    async def native(self, endpoint: str, call: NativeCall) -> ChatResponse:
+        where = f"{self.name} {endpoint}"
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            "/v1/messages",
+            call.body,
+            headers=self._native_headers(call),
+            where=where,
+            on_error=anthropic_error,
+        )
+        data = loads(raw, where)
+        if not isinstance(data, dict) or data.get("type") != "message":
+            raise UpstreamError(502, f"{where}: upstream answer is not a message")
+        return ChatResponse(body=data, usage=usage_from_anthropic(data.get("usage")), raw=raw)
+
+    async def native_stream(self, endpoint: str, call: NativeCall) -> AsyncIterator[Relayed]:
+        """The upstream's events as they come (thinking signatures untouched), usage read
+        from message_start and the cumulative message_delta on the way through."""
+        where = f"{self.name} {endpoint}"
+        raw_usage: JSON = {}
+        started = False
+        async with (
+            open_stream(
+                self._clients.get(endpoint),
+                "/v1/messages",
+                call.body,
+                headers=self._native_headers(call),
+                where=where,
+                on_error=anthropic_error,
+            ) as response,
+            aclosing(iter_lines(response, where)) as lines,
+            aclosing(sse_blocks(lines, where)) as events,
+        ):
+            async for data, event in events:
+                kind = event.get("type")
+                if kind == "error":
+                    error = stream_error(event.get("error") or {})
+                    if not started:
+                        error.mid_stream = False  # nothing relayed yet: fail over
+                        raise error
+                    yield Relayed(data)
+                    error.delivered = True
+                    raise error
+                relayed = Relayed(data)
+                if kind == "message_start":
+                    message = event.get("message") or {}
+                    raw_usage.update(message.get("usage") or {})
+                    relayed.usage = usage_from_anthropic(raw_usage)
+                    relayed.model = message.get("model")
+                elif kind == "message_delta":
+                    raw_usage.update(
+                        {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
+                    )
+                    relayed.usage = usage_from_anthropic(raw_usage)
+                yield relayed
+                started = True
+                if kind == "message_stop":
+                    return
+        raise UpstreamError(502, f"{where}: stream ended before message_stop", mid_stream=started)
+
+    async def count_tokens(self, endpoint: str, call: NativeCall) -> int:
+        where = f"{self.name} {endpoint}"
+        body = {k: v for k, v in call.body.items() if k in _COUNTED_FIELDS}
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            "/v1/messages/count_tokens",
+            body,
+            headers=self._native_headers(call),
+            where=where,
+            on_error=anthropic_error,
+        )
+        data = loads(raw, where)
+        tokens = data.get("input_tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, int):
+            raise UpstreamError(502, f"{where}: count_tokens answer has no input_tokens")
+        return tokens
+
+    # --- translation: an OpenAI-shaped body ---------------------------------------------
 
     async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
         where = f"{self.name} {endpoint}"

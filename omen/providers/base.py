@@ -170,6 +170,7 @@ class UpstreamError(Exception):
         retry_after: float | None = None,
         mid_stream: bool = False,
         param: str | None = None,
+        delivered: bool = False,
     ) -> None:
         super().__init__(message)
         self.param = param
@@ -180,6 +181,8 @@ class UpstreamError(Exception):
         self.retryable = status in RETRYABLE_STATUSES if retryable is None else retryable
         self.retry_after = retry_after
         self.mid_stream = mid_stream
+        # A passed-through stream already relayed this error to the client in its own format.
+        self.delivered = delivered
 
     def __repr__(self) -> str:
         return f"UpstreamError({self.status}, {self.message!r})"

@@ -168,3 +168,41 @@ async def iter_lines(response: httpx.Response, where: str) -> AsyncGenerator[byt
         raise error from exc
     if buffer.strip():
         yield buffer.rstrip(b"\r")
+
+
+async def sse_blocks(
+    lines: AsyncIterator[bytes], where: str
+) -> AsyncGenerator[tuple[bytes, JSON], None]:
+    """Server-sent events as (the event's bytes as framed upstream, its parsed `data:` JSON).
+
+    For passthrough: the bytes go to the client unchanged; the JSON is only read (usage,
+    errors, the end). The `event:` name fills in a missing `type`.
+    """
+    block: list[bytes] = []
+    name: str | None = None
+    data: list[bytes] = []
+    async for line in lines:
+        if line:
+            block.append(line)
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode(errors="replace")
+            elif line.startswith(b"data:"):
+                data.append(line[5:].strip())
+            continue
+        if data:
+            yield b"\n".join(block) + b"\n\n", _sse_json(name, data, where)
+        block, name, data = [], None, []
+    if data:
+        yield b"\n".join(block) + b"\n\n", _sse_json(name, data, where)
+
+
+def _sse_json(name: str | None, data: list[bytes], where: str) -> JSON:
+    payload = b"\n".join(data)
+    if payload == b"[DONE]":
+        return {"type": "[DONE]"}
+    event = loads(payload, where)
+    if not isinstance(event, dict):
+        raise UpstreamError(502, f"{where}: stream event is not an object", mid_stream=True)
+    if name and "type" not in event:
+        event["type"] = name
+    return event

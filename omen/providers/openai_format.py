@@ -15,7 +15,16 @@ from typing import Literal
 import httpx
 import orjson
 
-from omen.providers.base import JSON, ChatResponse, EmbeddingResponse, Probe, UpstreamError, Usage
+from omen.providers.base import (
+    JSON,
+    ChatResponse,
+    EmbeddingResponse,
+    NativeCall,
+    Probe,
+    Relayed,
+    UpstreamError,
+    Usage,
+)
 from omen.providers.http import (
     UpstreamClients,
     iter_lines,
@@ -23,14 +32,46 @@ from omen.providers.http import (
     open_stream,
     parse_retry_after,
     post_json,
+    sse_blocks,
 )
 
 Flavour = Literal["openai", "xai", "azure"]
 
 
+# Models that take `reasoning_effort`; others refuse the field, so it is left out for them.
+_REASONING_MODELS = ("o1", "o3", "o4", "gpt-5", "grok-3-mini", "grok-4")
+
+
+def _plain_parts(message: JSON) -> JSON:
+    """Anthropic-style cache marks on content parts: OpenAI caches prefixes by itself."""
+    content = message.get("content")
+    if not isinstance(content, list) or not any(
+        isinstance(p, dict) and "cache_control" in p for p in content
+    ):
+        return message
+    parts = [
+        {k: v for k, v in p.items() if k != "cache_control"} if isinstance(p, dict) else p
+        for p in content
+    ]
+    return {**message, "content": parts}
+
+
 def upstream_body(body: JSON, *, stream: bool) -> JSON:
     """The client's body as the upstream should see it."""
     payload = {key: value for key, value in body.items() if key != "metadata"}
+    if "reasoning_effort" in payload and not str(payload.get("model", "")).startswith(
+        _REASONING_MODELS
+    ):
+        del payload["reasoning_effort"]
+    tools = payload.get("tools")
+    if isinstance(tools, list) and any(isinstance(t, dict) and "cache_control" in t for t in tools):
+        payload["tools"] = [
+            {k: v for k, v in t.items() if k != "cache_control"} if isinstance(t, dict) else t
+            for t in tools
+        ]
+    messages = payload.get("messages")
+    if isinstance(messages, list):
+        payload["messages"] = [_plain_parts(m) if isinstance(m, dict) else m for m in messages]
     if stream:
         options = dict(payload.get("stream_options") or {})
         options["include_usage"] = True
@@ -101,6 +142,42 @@ def openai_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamEr
     return UpstreamError(status, message, type_=str(type_), code=code, retry_after=retry_after)
 
 
+def responses_usage(usage: JSON | None) -> Usage:
+    """The Responses API's usage (input/output tokens with their details) as Omen counts it."""
+    if not isinstance(usage, dict):
+        return Usage()
+    input_details = usage.get("input_tokens_details") or {}
+    output_details = usage.get("output_tokens_details") or {}
+    return Usage(
+        prompt_tokens=_count(usage.get("input_tokens")),
+        completion_tokens=_count(usage.get("output_tokens")),
+        cached_tokens=_count(input_details.get("cached_tokens")),
+        reasoning_tokens=_count(output_details.get("reasoning_tokens")),
+    )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def responses_error(event: JSON, where: str) -> UpstreamError:
+    """A `response.failed` (or `error`) event as Omen's error, keeping the code agents act on."""
+    answer = event.get("response")
+    error = answer.get("error") if isinstance(answer, dict) else event.get("error", event)
+    if not isinstance(error, dict):
+        error = {}
+    code = str(error.get("code") or "server_error")
+    message = str(error.get("message") or code)
+    status = {"rate_limit_exceeded": 429, "context_length_exceeded": 400}.get(code, 502)
+    return UpstreamError(
+        status,
+        f"{where}: {message}",
+        type_="invalid_request_error" if status == 400 else "upstream_error",
+        code=code,
+        retryable=status != 400,
+    )
+
+
 class OpenAIProvider:
     """Adapter for OpenAI-format upstreams; `endpoint` is the base URL (with /v1 for OpenAI)."""
 
@@ -114,8 +191,10 @@ class OpenAIProvider:
         connect_timeout: float,
         api_version: str = "2024-10-21",
         deployments: dict[str, str] | None = None,
+        passthrough: frozenset[str] = frozenset({"chat"}),
     ) -> None:
         self.name = name
+        self._passthrough = passthrough
         self.flavour = flavour
         self._api_version = api_version
         self._deployments = deployments or {}
@@ -135,6 +214,90 @@ class OpenAIProvider:
                 {"api-version": self._api_version},
             )
         return f"/{operation}", None
+
+    # --- passthrough: a Responses (or chat) client's body as sent ----------------------
+
+    def speaks(self, wire: str, model: str) -> bool:
+        return wire in self._passthrough
+
+    def _responses_path(self, suffix: str = "") -> str:
+        # Azure serves the Responses API on its v1 surface, not per deployment.
+        return ("/openai/v1/responses" if self.flavour == "azure" else "/responses") + suffix
+
+    async def native(self, endpoint: str, call: NativeCall) -> ChatResponse:
+        if call.wire == "chat":
+            return await self.chat(endpoint, call.body)
+        where = f"{self.name} {endpoint}"
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            self._responses_path(),
+            call.body,
+            headers=self._headers,
+            where=where,
+            on_error=openai_error,
+        )
+        data = loads(raw, where)
+        if not isinstance(data, dict) or data.get("object") != "response":
+            raise UpstreamError(502, f"{where}: upstream answer is not a response")
+        return ChatResponse(body=data, usage=responses_usage(data.get("usage")), raw=raw)
+
+    async def native_stream(self, endpoint: str, call: NativeCall) -> AsyncIterator[Relayed]:
+        """The Responses event stream as it comes; usage from its final response event."""
+        where = f"{self.name} {endpoint}"
+        started = False
+        async with (
+            open_stream(
+                self._clients.get(endpoint),
+                self._responses_path(),
+                call.body,
+                headers=self._headers,
+                where=where,
+                on_error=openai_error,
+            ) as response,
+            aclosing(iter_lines(response, where)) as lines,
+            aclosing(sse_blocks(lines, where)) as events,
+        ):
+            async for data, event in events:
+                kind = event.get("type")
+                if kind in ("response.failed", "error"):
+                    error = responses_error(event, where)
+                    if not started:
+                        raise error  # nothing relayed yet: another candidate may answer
+                    yield Relayed(data)
+                    error.delivered = True
+                    raise error
+                relayed = Relayed(data)
+                answer = event.get("response")
+                if isinstance(answer, dict):
+                    relayed.model = answer.get("model")
+                    if answer.get("usage"):
+                        relayed.usage = responses_usage(answer["usage"])
+                yield relayed
+                started = True
+                if kind in ("response.completed", "response.incomplete"):
+                    return
+        raise UpstreamError(
+            502, f"{where}: stream ended before response.completed", mid_stream=started
+        )
+
+    async def count_tokens(self, endpoint: str, call: NativeCall) -> int:
+        where = f"{self.name} {endpoint}"
+        body = {k: v for k, v in call.body.items() if k not in ("stream", "store", "include")}
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            self._responses_path("/input_tokens"),
+            body,
+            headers=self._headers,
+            where=where,
+            on_error=openai_error,
+        )
+        data = loads(raw, where)
+        tokens = data.get("input_tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, int):
+            raise UpstreamError(502, f"{where}: input_tokens answer has no count")
+        return tokens
+
+    # --- translation target: chat completions -----------------------------------------
 
     async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
         path, params = self._route(body["model"], "chat/completions")

@@ -34,6 +34,8 @@ from omen.routing.strategies import Option, rank
 _ASSUMED_LATENCY_MS = {True: 500.0, False: 1500.0}  # local, cloud: before anything is observed
 _MAX_CANDIDATES = 8
 
+_ANSWER_ROOM = 4096
+
 
 class Router:
     def __init__(self, providers: Sequence[ProviderInfo]) -> None:
@@ -112,7 +114,9 @@ class Router:
         viable: list[Option] = []
         last_resort: list[Option] = []
         explicit = request.model != "auto"
-        need = request.est_prompt_tokens + request.max_output_tokens
+        # Agents ask for large max_tokens (Claude Code: 32,000) that answers rarely use: a
+        # model is too small when the prompt plus a modest answer does not fit.
+        need = request.est_prompt_tokens + min(request.max_output_tokens, _ANSWER_ROOM)
         for provider, model in pool:
             spec = self._spec(provider, model)
             caps = spec.capabilities
@@ -203,6 +207,19 @@ class Router:
         pool = self._pool(request, models)
         viable, last_resort = self._options(request, pool, by_provider, excluded)
         if not viable and not last_resort:
+            windows = [
+                self._spec(self.providers[e["provider"]], e["model"]).capabilities.context_window
+                for e in excluded
+                if e["why"].startswith("context ")
+            ]
+            if windows and len(windows) == len(excluded):
+                biggest = max(windows)
+                raise NoRoute(
+                    400,
+                    f"prompt is too long: {request.est_prompt_tokens} tokens > {biggest} maximum",
+                    "context_length_exceeded",
+                    limit=biggest,
+                )
             what = request.model if request.model != "auto" else "this request"
             detail = "; ".join(f"{e['provider']}/{e['model']}: {e['why']}" for e in excluded[:4])
             raise NoRoute(503, f"no provider can serve {what} ({detail})", "no_endpoint_available")

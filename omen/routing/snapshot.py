@@ -163,8 +163,9 @@ class RouteDecision:
 class NoRoute(Exception):
     """No candidate can serve the request; `status` is what the client gets."""
 
-    def __init__(self, status: int, message: str, code: str) -> None:
+    def __init__(self, status: int, message: str, code: str, limit: int = 0) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.limit = limit  # the largest context window, when the prompt fits none
