@@ -88,9 +88,8 @@ HANDLED_FIELDS = frozenset(
         "client_metadata",
         "truncation",
         "service_tier",
-        *STATEFUL_FIELDS,
     }
-)
+) | frozenset(STATEFUL_FIELDS)
 SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority"})
 CHAT_TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
 CHAT_TOOL_NAME_LIMIT = 64
@@ -151,9 +150,9 @@ class ToolTable:
         self.chat_tools.append({"type": "function", "function": {"name": chat_name, **function}})
 
     def _unique(self, origin: ToolOrigin) -> str:
-        if origin.namespace is None:
-            return origin.name
-        name = flat_name(origin.namespace, origin.name)
+        # Any chat name maps back through the table, so a clash is settled by renaming.
+        namespace = origin.namespace
+        name = origin.name if namespace is None else flat_name(namespace, origin.name)
         if name in self.origins:
             name = _hashed(name, f"{origin.namespace}\x00{origin.name}")
         return name

@@ -1,8 +1,9 @@
 """A fake OpenAI Chat Completions upstream (and its xAI and Azure dialects) as a raw ASGI app.
 
-Routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models`` (openai,
-xai); ``POST /openai/deployments/{deployment}/chat/completions|embeddings?api-version=…``
-(azure). What each chat request gets is decided by ``fake.script``.
+Routes: ``POST /v1/chat/completions``, ``POST /v1/responses``, ``POST /v1/embeddings``,
+``GET /v1/models`` (openai, xai); ``POST /openai/deployments/{deployment}/chat/completions|
+embeddings?api-version=…`` (azure). What each chat or Responses request gets is decided by
+``fake.script``; Responses prompt-cache reads come from a ``PromptCacheKeys``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.fakes import asgi, content
+import orjson
+
+from tests.fakes import asgi, content, responses_shapes
 from tests.fakes import openai_shapes as shapes
 from tests.fakes.asgi import ASGIApp, Headers, Receive, Scope, Send
 from tests.fakes.behaviour import (
@@ -25,6 +28,7 @@ from tests.fakes.behaviour import (
     ToolCallReply,
 )
 from tests.fakes.openai_shapes import Flavour
+from tests.fakes.responses_shapes import PromptCacheKeys, ResponseWriter
 from tests.fakes.state import FakeState
 
 _request_ids = itertools.count(1)
@@ -33,8 +37,11 @@ Handler = Callable[[FakeState, Flavour, Send, dict[str, Any], str], Awaitable[No
 _AZURE_PREFIX = "/openai/deployments/"
 
 
-def make_openai_app(fake: FakeState, flavour: Flavour = "openai") -> ASGIApp:
+def make_openai_app(
+    fake: FakeState, flavour: Flavour = "openai", prompt_cache: PromptCacheKeys | None = None
+) -> ASGIApp:
     """An ASGI app that answers like ``flavour``'s real API, driven by ``fake``."""
+    responses = _responses_handler(prompt_cache if prompt_cache is not None else PromptCacheKeys())
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,19 +54,21 @@ def make_openai_app(fake: FakeState, flavour: Flavour = "openai") -> ASGIApp:
         if flavour == "azure":
             await _route_azure(fake, scope, send, payload)
         else:
-            await _route_openai(fake, flavour, scope, send, payload)
+            await _route_openai(fake, flavour, scope, send, payload, responses)
 
     return app
 
 
 async def _route_openai(
-    fake: FakeState, flavour: Flavour, scope: Scope, send: Send, payload: Any
+    fake: FakeState, flavour: Flavour, scope: Scope, send: Send, payload: Any, responses: Handler
 ) -> None:
     method, path = scope["method"], scope["path"]
     if not await _authorised(fake, flavour, scope, send):
         return
     if method == "POST" and path == "/v1/chat/completions":
         await _inference(fake, flavour, send, payload, None, _chat)
+    elif method == "POST" and path == "/v1/responses":
+        await _inference(fake, flavour, send, payload, None, responses)
     elif method == "POST" and path == "/v1/embeddings":
         await _inference(fake, flavour, send, payload, None, _embeddings)
     elif method == "GET" and path == "/v1/models":
@@ -335,3 +344,111 @@ async def _embeddings(
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
     await asgi.send_body(send, 200, shapes.dumps(flavour, body), asgi.JSON, _response_headers())
+
+
+# --- the Responses API --------------------------------------------------------------------------
+
+
+def _responses_handler(cache: PromptCacheKeys) -> Handler:
+    async def handle(
+        fake: FakeState, flavour: Flavour, send: Send, payload: dict[str, Any], model: str
+    ) -> None:
+        previous = payload.get("previous_response_id")
+        if previous is not None:  # nothing is stored here, as with `store: false`
+            await asgi.send_json(send, 400, responses_shapes.previous_response_error(str(previous)))
+            return
+        reply: Reply = fake.script.next_for(model)
+        while isinstance(reply, Delay):
+            await asyncio.sleep(reply.seconds)
+            reply = reply.then
+        if isinstance(reply, ErrorReply):
+            if reply.status == 400 and reply.body is None:
+                await asgi.send_json(send, 400, responses_shapes.context_window_error())
+            else:
+                await _send_error(send, flavour, reply, model, None)
+            return
+        if isinstance(reply, MidStreamError) and payload.get("stream") is not True:
+            body, _ = shapes.default_error(flavour, 500, model=model)
+            await asgi.send_json(send, 500, body)
+            return
+        await _respond(send, payload, model, reply, cache)
+
+    return handle
+
+
+async def _respond(
+    send: Send, payload: dict[str, Any], model: str, reply: Reply, cache: PromptCacheKeys
+) -> None:
+    """One Responses answer, streamed as events or sent whole; the same items either way."""
+    streaming = payload.get("stream") is True
+    options = payload.get("stream_options")
+    obfuscate = not (isinstance(options, dict) and options.get("include_obfuscation") is False)
+    writer = ResponseWriter(payload, model, obfuscate)
+    events: list[bytes] = writer.opening()
+
+    async def flush() -> None:
+        if streaming:
+            for event in events:
+                await asgi.stream_part(send, event)
+        events.clear()
+
+    if streaming:
+        await asgi.start_stream(send, asgi.SSE, _response_headers())
+    wanted, summary, encrypted = responses_shapes.reasoning_wanted(payload)
+    reasoning_tokens = responses_shapes.REASONING_TOKENS if wanted else 0
+    if wanted:
+        events.extend(writer.reasoning(summary, encrypted))
+    prompt = responses_shapes.estimate_input_tokens(payload)
+    incomplete = False
+    if isinstance(reply, ToolCallReply):
+        for call in reply.calls:
+            events.extend(writer.function_call(shapes.resolved_call_id("openai", call), call))
+        completion = reply.completion_tokens
+        if completion is None:
+            completion = sum(
+                3 + len(content.argument_pieces(shapes.arguments_json(c))) for c in reply.calls
+            )
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else prompt
+    else:
+        if isinstance(reply, CutStream | MidStreamError):
+            pieces = content.text_pieces(reply.text)
+            if streaming:
+                pieces = pieces[: reply.after_chunks]
+            delay, completion = 0.0, len(pieces)
+        else:
+            assert isinstance(reply, TextReply)
+            pieces = content.text_pieces(reply.text)
+            limit = responses_shapes.max_output_tokens(payload)
+            incomplete = reply.finish_reason == "length"
+            if limit is not None and limit < len(pieces):
+                pieces, incomplete = pieces[:limit], True
+            delay = reply.chunk_delay
+            completion = reply.completion_tokens
+            completion = len(pieces) if completion is None else completion
+            prompt = reply.prompt_tokens if reply.prompt_tokens is not None else prompt
+        events.extend(writer.message_opening())
+        await flush()
+        for piece in pieces:
+            if delay and streaming:
+                await asyncio.sleep(delay)
+            events.append(writer.text(piece))
+            await flush()
+        if isinstance(reply, CutStream) and streaming:
+            raise asgi.DropConnection
+        if isinstance(reply, MidStreamError):
+            await asgi.stream_part(send, writer.failed(reply.message))
+            await asgi.end_stream(send)
+            return
+        events.extend(writer.message_closing("incomplete" if incomplete else "completed"))
+    cached = cache.read(payload.get("prompt_cache_key"), prompt)
+    usage = responses_shapes.usage(prompt, cached, completion, reasoning_tokens)
+    response, closing = writer.finish(usage, incomplete)
+    events.append(closing)
+    if streaming:
+        await flush()
+        await asgi.end_stream(send)
+        return
+    body = orjson.dumps(response)
+    if isinstance(reply, CutStream):
+        await asgi.send_partial_then_drop(send, body)  # raises DropConnection
+    await asgi.send_body(send, 200, body, asgi.JSON, _response_headers())
