@@ -39,7 +39,6 @@ class CallContext:
     route: RouteRequest | None = None
     admission: Admission | None = None
     replay_of: str | None = None
-    passthrough: bool = False
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

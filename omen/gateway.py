@@ -423,10 +423,12 @@ class Gateway:
         self, ctx: CallContext, decision: RouteDecision, candidate: Candidate, native: bool
     ) -> None:
         """Name in the decision whether the body went through, and what translation dropped."""
-        ctx.passthrough = native
         if ctx.kind == "embeddings":
             return
-        decision.details["passthrough"] = native or ctx.kind == "chat"
+        if ctx.kind == "chat":  # chat bodies go to chat-speaking upstreams nearly untouched
+            speaks = getattr(self.fleet.providers[candidate.provider], "speaks", None)
+            native = speaks is not None and speaks("chat", candidate.model)
+        decision.details["passthrough"] = native
         if not native and ctx.dropped:
             dropped = [f"{name} ({candidate.provider})" for name in ctx.dropped]
             decision.details["dropped"] = dropped
