@@ -252,6 +252,20 @@ class Api:
                     data.append(
                         {"id": model, "object": "model", "created": created, "owned_by": provider}
                     )
+        if "anthropic-version" in request.headers:
+            # Anthropic's list shape too, for Claude Code and the anthropic SDK.
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
+            for entry in data:
+                entry.update(type="model", display_name=entry["id"], created_at=stamp)
+            return json_response(
+                {
+                    "object": "list",
+                    "data": data,
+                    "has_more": False,
+                    "first_id": data[0]["id"],
+                    "last_id": data[-1]["id"],
+                }
+            )
         return json_response({"object": "list", "data": data})
 
     # --- health --------------------------------------------------------------------------

@@ -344,3 +344,9 @@ def test_a_session_moves_away_from_a_drained_endpoint(routed: Omen, ups: Upstrea
     # Nothing as strong is left, so the session is routed afresh rather than failing.
     assert moved.headers["x-omen-provider"] == "ollama"
     assert "session rerouted" in moved.headers["x-omen-route-reason"]
+
+
+def test_the_anthropic_sdk_lists_models(omen: Omen) -> None:
+    client = anthropic.Anthropic(base_url=omen.url, api_key=APP_KEY, max_retries=0)
+    ids = [model.id for model in client.models.list()]
+    assert {"auto", CLAUDE, LOCAL} <= set(ids)
