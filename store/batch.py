@@ -29,9 +29,10 @@ INSERT_REQUEST = """
     INSERT INTO requests (
         id, ts, container, key_id, kind, requested_model, model, provider, endpoint,
         intent, strategy, stream, status, level, latency_ms, ttft_ms, prompt_tokens,
-        completion_tokens, cached_tokens, reasoning_tokens, cost_usd, reason, decision,
-        error, trace_id, replay_of, client_closed
-    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd,
+        cache_saved_usd, reason, decision, error, trace_id, session, replay_of, client_closed
+    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+              ?, ?)
 """
 INSERT_BODY = "INSERT OR REPLACE INTO request_bodies (request_id, ts, body) VALUES (?, ?, ?)"
 
@@ -213,6 +214,9 @@ class Batch:
         completion_tokens = int(rec.completion_tokens)
         cost_usd = float(rec.cost_usd)
         latency_ms = float(rec.latency_ms)
+        cached_tokens = int(rec.cached_tokens)
+        cache_write_tokens = int(rec.cache_write_tokens)
+        cache_saved_usd = float(rec.cache_saved_usd)
         row = (
             rec.id,
             ts,
@@ -232,13 +236,16 @@ class Batch:
             rec.ttft_ms,
             prompt_tokens,
             completion_tokens,
-            int(rec.cached_tokens),
+            cached_tokens,
+            cache_write_tokens,
             int(rec.reasoning_tokens),
             cost_usd,
+            cache_saved_usd,
             rec.reason,
             None if rec.decision is None else dumps(rec.decision),
             rec.error,
             rec.trace_id,
+            rec.session,
             rec.replay_of,
             bool(rec.client_closed),
         )
@@ -256,6 +263,9 @@ class Batch:
             completion_tokens=completion_tokens,
             cost_usd=cost_usd,
             latency_ms=latency_ms,
+            cached_tokens=cached_tokens,
+            cache_write_tokens=cache_write_tokens,
+            cache_saved_usd=cache_saved_usd,
         )
         self.requests.append(row)
         if body_row is not None:

@@ -39,13 +39,15 @@ from store.schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION
 _REQUEST_COLUMNS = (
     "id, ts, container, key_id, kind, requested_model, model, provider, endpoint, intent, "
     "strategy, stream, status, latency_ms, ttft_ms, prompt_tokens, completion_tokens, "
-    "cached_tokens, reasoning_tokens, cost_usd, reason, decision, error, trace_id, replay_of, "
-    "client_closed, seq"
+    "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cache_saved_usd, reason, "
+    "decision, error, trace_id, session, replay_of, client_closed, seq"
 )
-_TOTALS = (
-    "sum(requests), sum(errors), sum(prompt_tokens), sum(completion_tokens), "
-    "sum(cost_usd), sum(latency_ms_sum)"
+# The rollups' counters, summed; SpendTotals' field order.
+_COUNTERS = (
+    "requests, errors, prompt_tokens, completion_tokens, cost_usd, latency_ms_sum, "
+    "cached_tokens, cache_write_tokens, cache_saved_usd"
 )
+_TOTALS = ", ".join(f"sum({name})" for name in _COUNTERS.split(", "))
 _HEALTH_COLUMNS = "ts, provider, endpoint, healthy, latency_ms, error, in_flight"
 _GPU_COLUMNS = (
     "ts, provider, endpoint, loaded_models, vram_used_bytes, vram_total_bytes, "
@@ -190,10 +192,7 @@ class StoreReader:
     def spend_daily_rows(
         self, *, since_day: str, container: str | None = None, until_day: str | None = None
     ) -> list[SpendDailyRow]:
-        sql = (
-            "SELECT day, container, provider, model, requests, errors, prompt_tokens, "
-            "completion_tokens, cost_usd, latency_ms_sum FROM spend_daily WHERE day >= ?"
-        )
+        sql = f"SELECT day, container, provider, model, {_COUNTERS} FROM spend_daily WHERE day >= ?"
         params: list[Any] = [since_day]
         if container is not None:
             sql += " AND container = ?"
@@ -217,7 +216,8 @@ class StoreReader:
         hourly_sql = f"SELECT {_TOTALS} FROM spend_hourly WHERE hour >= ?"
         edge_sql = (
             "SELECT count(*), sum(level = 'error'), sum(prompt_tokens), "
-            "sum(completion_tokens), sum(cost_usd), sum(latency_ms) FROM requests "
+            "sum(completion_tokens), sum(cost_usd), sum(latency_ms), sum(cached_tokens), "
+            "sum(cache_write_tokens), sum(cache_saved_usd) FROM requests "
             "WHERE ts >= ? AND ts < ?"
         )
         hourly_params: list[Any] = [hour_name(first_full_hour)]
@@ -418,12 +418,15 @@ def _request_row(row: tuple[Any, ...]) -> RequestRow:
         row[18],
         row[19],
         row[20],
-        _json(row[21]),
+        row[21],
         row[22],
-        row[23],
+        _json(row[23]),
         row[24],
-        bool(row[25]),
-        rowid=row[26],
+        row[25],
+        row[26],
+        row[27],
+        bool(row[28]),
+        rowid=row[29],
     )
 
 
@@ -449,6 +452,9 @@ def _totals(row: Sequence[Any]) -> SpendTotals:
         completion_tokens=int(row[3] or 0),
         cost_usd=float(row[4] or 0.0),
         latency_ms_sum=float(row[5] or 0.0),
+        cached_tokens=int(row[6] or 0),
+        cache_write_tokens=int(row[7] or 0),
+        cache_saved_usd=float(row[8] or 0.0),
     )
 
 
@@ -460,4 +466,7 @@ def _add(a: SpendTotals, b: SpendTotals) -> SpendTotals:
         completion_tokens=a.completion_tokens + b.completion_tokens,
         cost_usd=a.cost_usd + b.cost_usd,
         latency_ms_sum=a.latency_ms_sum + b.latency_ms_sum,
+        cached_tokens=a.cached_tokens + b.cached_tokens,
+        cache_write_tokens=a.cache_write_tokens + b.cache_write_tokens,
+        cache_saved_usd=a.cache_saved_usd + b.cache_saved_usd,
     )

@@ -1,6 +1,6 @@
 """What the daemon hands the store writer: one dataclass per kind of fact it records.
 
-Records are plain slotted dataclasses (not frozen: a frozen 26-field dataclass costs ~2 µs
+Records are plain slotted dataclasses (not frozen: a frozen 29-field dataclass costs ~2 µs
 more to build on the request path). Once a record is passed to `StoreWriter`, the writer
 owns it: the caller must not mutate it, or any dict inside it, afterwards.
 """
@@ -44,13 +44,18 @@ class RequestRecord:
     ttft_ms: float | None
     prompt_tokens: int
     completion_tokens: int
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens, written to the provider's prompt cache
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
+    cache_saved_usd: float = 0.0  # what the cache reads saved against the full input price
     reason: str = ""
-    decision: dict[str, Any] | None = None  # intent signals, scored candidates, attempts
+    # intent signals, scored candidates, attempts; also "session" ({id, action, detail}),
+    # "dropped" (request fields the upstream could not carry) and "passthrough" (bool)
+    decision: dict[str, Any] | None = None
     error: str | None = None
     trace_id: str | None = None
+    session: str | None = None  # the agent session the request belongs to
     replay_of: str | None = None
     client_closed: bool = False
 

@@ -11,26 +11,30 @@ import sqlite3
 import time
 from typing import TypeVar
 
-_COUNTERS = "requests, errors, prompt_tokens, completion_tokens, cost_usd, latency_ms_sum"
+_COUNTERS = (
+    "requests, errors, prompt_tokens, completion_tokens, cost_usd, latency_ms_sum, "
+    "cached_tokens, cache_write_tokens, cache_saved_usd"
+)
+_PLACES = ", ".join("?" * len(_COUNTERS.split(", ")))
 _ADD_COUNTERS = ", ".join(f"{name} = {name} + excluded.{name}" for name in _COUNTERS.split(", "))
 
 UPSERT_DAILY = f"""
     INSERT INTO spend_daily (day, container, provider, model, {_COUNTERS})
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, {_PLACES})
     ON CONFLICT (day, container, provider, model) DO UPDATE SET {_ADD_COUNTERS}
 """
 UPSERT_HOURLY = f"""
     INSERT INTO spend_hourly (hour, container, provider, {_COUNTERS})
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, {_PLACES})
     ON CONFLICT (hour, container, provider) DO UPDATE SET {_ADD_COUNTERS}
 """
 UPSERT_MINUTELY = f"""
     INSERT INTO spend_minutely (minute, container, provider, {_COUNTERS})
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, {_PLACES})
     ON CONFLICT (minute, container, provider) DO UPDATE SET {_ADD_COUNTERS}
 """
 
-# requests, errors, prompt_tokens, completion_tokens, cost_usd, latency_ms_sum
+# In _COUNTERS' order.
 Counters = list[float]
 K = TypeVar("K", bound=tuple[object, ...])
 
@@ -80,6 +84,9 @@ class SpendRollups:
         completion_tokens: int,
         cost_usd: float,
         latency_ms: float,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        cache_saved_usd: float = 0.0,
     ) -> None:
         provider_key = provider or ""
         deltas = (
@@ -89,6 +96,9 @@ class SpendRollups:
             completion_tokens,
             cost_usd,
             latency_ms,
+            cached_tokens,
+            cache_write_tokens,
+            cache_saved_usd,
         )
         _accumulate(self.daily, (day_name(ts), container, provider_key, model or ""), deltas)
         _accumulate(self.hourly, (hour_name(ts), container, provider_key), deltas)

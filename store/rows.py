@@ -25,10 +25,18 @@ class SpendTotals:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms_sum: float = 0.0
+    cached_tokens: int = 0  # prompt tokens read from a provider's prompt cache
+    cache_write_tokens: int = 0  # prompt tokens written to it
+    cache_saved_usd: float = 0.0  # what the cache reads saved against the full input price
 
     @property
     def mean_latency_ms(self) -> float | None:
         return self.latency_ms_sum / self.requests if self.requests else None
+
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        """Share of prompt tokens read from a prompt cache; None when there were none."""
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
 
 
 @dataclass(slots=True)

@@ -198,6 +198,61 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (minute, container, provider)
     ) WITHOUT ROWID;
     """,
+    # 2: prompt-cache economics and the agent session on each request; the rollups count
+    # cache reads, cache writes and what the reads saved, so the console reads no requests.
+    # Adding a column with a constant default rewrites nothing; only the backfill reads the
+    # request table (once, the rows that had cache reads), so the rollups keep equalling it.
+    """
+    ALTER TABLE requests ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN cache_saved_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN session TEXT;
+
+    ALTER TABLE spend_daily ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE spend_daily ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE spend_daily ADD COLUMN cache_saved_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE spend_hourly ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE spend_hourly ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE spend_hourly ADD COLUMN cache_saved_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE spend_minutely ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE spend_minutely ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE spend_minutely ADD COLUMN cache_saved_usd REAL NOT NULL DEFAULT 0;
+
+    -- cached_tokens was recorded before this version: carry it into the rollups. One pass
+    -- over the rows by hour feeds the daily and hourly rollups; the minutely one holds only
+    -- the last few days, so only those rows are read again.
+    CREATE TEMP TABLE cache_backfill AS
+        SELECT CAST(ts / 3600 AS INTEGER) * 3600 AS hour_start, container,
+               coalesce(provider, '') AS provider, coalesce(model, '') AS model,
+               sum(cached_tokens) AS cached_tokens
+        FROM requests WHERE cached_tokens <> 0 GROUP BY 1, 2, 3, 4;
+    UPDATE spend_daily SET cached_tokens = b.cached_tokens
+        FROM (
+            SELECT strftime('%Y-%m-%d', hour_start, 'unixepoch') AS day, container, provider,
+                   model, sum(cached_tokens) AS cached_tokens
+            FROM temp.cache_backfill GROUP BY 1, 2, 3, 4
+        ) AS b
+        WHERE spend_daily.day = b.day AND spend_daily.container = b.container
+          AND spend_daily.provider = b.provider AND spend_daily.model = b.model;
+    UPDATE spend_hourly SET cached_tokens = b.cached_tokens
+        FROM (
+            SELECT strftime('%Y-%m-%dT%H', hour_start, 'unixepoch') AS hour, container,
+                   provider, sum(cached_tokens) AS cached_tokens
+            FROM temp.cache_backfill GROUP BY 1, 2, 3
+        ) AS b
+        WHERE spend_hourly.hour = b.hour AND spend_hourly.container = b.container
+          AND spend_hourly.provider = b.provider;
+    DROP TABLE temp.cache_backfill;
+    UPDATE spend_minutely SET cached_tokens = b.cached_tokens
+        FROM (
+            SELECT CAST(ts / 60 AS INTEGER) * 60 AS minute, container,
+                   coalesce(provider, '') AS provider, sum(cached_tokens) AS cached_tokens
+            FROM requests
+            WHERE ts >= (SELECT min(minute) FROM spend_minutely) AND cached_tokens <> 0
+            GROUP BY 1, 2, 3
+        ) AS b
+        WHERE spend_minutely.minute = b.minute AND spend_minutely.container = b.container
+          AND spend_minutely.provider = b.provider;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

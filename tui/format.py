@@ -21,10 +21,15 @@ _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
 def money(value: float | None, *, none: str = "-") -> str:
+    """$12.34; under a cent with four places ($0.0008), and never rounded down to $0: below
+    a hundredth of a cent it is `<$.0001` (seven characters, like `$0.0008`, for narrow columns).
+    """
     if value is None:
         return none
     if value == 0:
         return "$0"
+    if abs(value) < 0.0001:
+        return "<$.0001" if value > 0 else "-<$.0001"
     if abs(value) < 0.01:
         return f"${value:.4f}"
     if abs(value) < 1000:

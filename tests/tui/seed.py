@@ -122,6 +122,24 @@ def _request(
         reason, error = "refused: budget_daily reached", "budget_daily: $2.00 spent of $2.00"
     elif status == 502:
         error = "all upstreams failed: upstream 503: model is loading"
+    turn = int(request_id.rsplit("_", 1)[1])
+    cached = _cache_reads(turn, provider, prompt, status)
+    saved = round(cached / 1000 * price_in / 2, 6)  # OpenAI bills cached input at half price
+    if container == "research" and provider == "openai":
+        saved *= 6
+    details = decision(provider, model, endpoint, intent, status)
+    details["passthrough"] = provider == "openai"  # the client speaks OpenAI's format
+    session = None
+    if container == "app":  # the coding agent: sessions of ten turns
+        session = f"ses_app_{turn // 10:03d}"
+        first = turn % 10 == 0
+        details["session"] = {
+            "id": session,
+            "action": "new" if first else "kept",
+            "detail": "its first turn" if first else "stays on the session's provider",
+        }
+        if provider == "ollama":
+            details["dropped"] = ["context_management (ollama)"]
     record = RequestRecord(
         id=request_id,
         ts=ts,
@@ -140,10 +158,13 @@ def _request(
         ttft_ms=round(latency / 4, 1),
         prompt_tokens=prompt,
         completion_tokens=completion,
+        cached_tokens=cached,
         cost_usd=cost,
+        cache_saved_usd=saved,
         reason=reason,
-        decision=decision(provider, model, endpoint, intent, status),
+        decision=details,
         error=error,
+        session=session,
     )
     body = {
         "model": "auto",
@@ -154,6 +175,14 @@ def _request(
         "metadata": {"container_id": container},
     }
     return record, body
+
+
+def _cache_reads(turn: int, provider: str, prompt: int, status: int) -> int:
+    """Prompt tokens an OpenAI cache served: on two turns in three, 3/4 of a prompt of at least
+    1024 tokens, in 128-token steps (no draw from the random stream: the rest stays put)."""
+    if provider != "openai" or status != 200 or prompt < 1024 or turn % 3 == 0:
+        return 0
+    return prompt * 3 // 4 // 128 * 128
 
 
 def seed_store(path: Path) -> Path:

@@ -12,8 +12,10 @@ from tests.tui.fake_admin import FakeAdmin
 from tests.tui.seed import NOW
 from tests.tui.test_views import append_request
 from tui.client import AdminClient, AdminError
+from tui.format import money
 from tui.model import Filter, Poller
 from tui.model.budget import Meter, forecast
+from tui.model.cache import CacheUse
 from tui.model.periods import Periods
 from tui.model.poller import FEED_SIZE, percentile
 from tui.screens.budget import validate
@@ -84,6 +86,34 @@ def test_the_routing_feed_reads_only_rows_it_has_not_seen(seeded_db: Path) -> No
     assert narrowed is not None and narrowed.replace
     assert {r.container for r in narrowed.rows} == {"research"}
     assert FEED_SIZE >= 100
+
+
+def test_each_container_carries_its_prompt_cache_use_per_period(seeded_db: Path) -> None:
+    overview = Poller(seeded_db, FakeAdmin().client(), tz=UTC, clock=lambda: NOW).fetch(
+        "overview", Filter()
+    )
+    assert overview.overview is not None
+    cache = {s.name: s.cache for s in overview.overview.containers}
+    app = cache["app"]["daily"]
+    # The seed: OpenAI serves 3/4 of every second and third prompt of 1024+ tokens from cache.
+    assert app.read_tokens > 0 and app.write_tokens == 0
+    assert app.hit_ratio == app.read_tokens / app.prompt_tokens
+    assert 0.0 < app.saved_usd < 0.1
+    assert cache["app"]["monthly"].read_tokens >= app.read_tokens
+
+
+def test_cache_use_without_prompt_tokens_has_no_ratio_and_is_not_active() -> None:
+    assert CacheUse().hit_ratio is None and not CacheUse().active
+    assert CacheUse(1000, 0, 0, 0.0).hit_ratio == 0.0
+    assert CacheUse(1000, 0, 512, 0.0).active  # writing to the cache is using it
+
+
+def test_money_under_a_cent_never_reads_as_zero() -> None:
+    assert money(0) == "$0"
+    assert money(0.0008) == "$0.0008"
+    assert money(0.00004) == "<$.0001"
+    assert money(1.239) == "$1.24"
+    assert all(len(money(v)) <= 7 for v in (0.00004, 0.0008, 0.05, 999.99, 1234.5))
 
 
 def test_the_poller_says_when_the_store_is_missing(tmp_path: Path) -> None:

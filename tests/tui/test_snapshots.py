@@ -48,6 +48,14 @@ def test_decision_detail(snap_compare: Snap, console: ConsoleFactory) -> None:
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys("2", "enter"))
 
 
+def test_decision_detail_with_cache_and_session(
+    snap_compare: Snap, console: ConsoleFactory
+) -> None:
+    app, _ = console()
+    down = ["down"] * 7  # req_0112: the app's agent session, OpenAI, cache reads
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys("2", *down, "enter"))
+
+
 def test_replay_comparison(snap_compare: Snap, console: ConsoleFactory) -> None:
     app, _ = console()
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys("2", "r", "enter"))

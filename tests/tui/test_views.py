@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import ContentSwitcher, Input, Static
 
-from store import RequestRecord, StoreWriter
+from store import RequestRecord, RequestRow, StoreReader, StoreWriter
 from tests.tui.conftest import ConsoleFactory, press, settle
 from tests.tui.seed import NOW
 from tui.app import OmenConsole, run
@@ -21,7 +21,7 @@ from tui.screens.filter import FilterEditor
 from tui.screens.help import HelpScreen
 from tui.screens.replay_choice import ReplayChoice
 from tui.screens.replay_result import ReplayResult
-from tui.screens.request_detail import RequestDetail
+from tui.screens.request_detail import RequestDetail, render_detail
 from tui.widgets.gpu_chart import GpuChart
 from tui.widgets.live_table import LiveTable
 from tui.widgets.view_tabs import ViewTabs
@@ -84,6 +84,36 @@ async def test_overview_shows_spend_against_budgets_quotas_burn_and_alerts(
         assert "today $3.82" in totals and "4 containers" in totals
         await move_to(pilot, app, "containers", "research")
         assert "research  soft (today 93%)" in text_of(app, "#container-card")
+
+
+async def test_overview_shows_each_containers_cache_hit_ratio_and_savings(
+    console: ConsoleFactory,
+) -> None:
+    app, _ = console()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert [row_text(app, "containers", k)[6] for k in ("app", "research")] == [
+            " 23%",
+            " 33%",
+        ]
+        card = text_of(app, "#container-card")
+        assert "cache today 23% hit · saved $0.01 · month 24% · saved $0.01" in card
+        await move_to(pilot, app, "containers", "batch")  # savings under a cent
+        assert "cache today 20% hit · saved $0.0054 · month 19%" in text_of(app, "#container-card")
+        # The table still fits 80 columns with room for a vertical scrollbar.
+        assert table(app, "containers").virtual_size.width <= SIZE[0] - 2
+
+
+async def test_overview_says_when_a_container_used_no_prompt_cache(
+    console: ConsoleFactory, tmp_path: Path
+) -> None:
+    database = tmp_path / "local.db"  # not the seeded copy beside it
+    append_request(database, "req_local", NOW - 60)
+    app, _ = console(database=database)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert row_text(app, "containers", "app")[6] == "-"
+        assert "cache no prompt-cache use this month" in text_of(app, "#container-card")
 
 
 async def test_number_keys_switch_views_and_the_tabs_follow(console: ConsoleFactory) -> None:
@@ -195,6 +225,62 @@ async def test_enter_opens_the_decision_with_scores_attempts_and_body(
             assert expected in rendered, expected
         await press(pilot, "escape")
         assert not isinstance(app.screen, RequestDetail)
+
+
+async def test_the_decision_shows_cache_use_session_passthrough_and_dropped_fields(
+    console: ConsoleFactory, seeded_db: Path
+) -> None:
+    app, _ = console()
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "2")
+        await move_to(pilot, app, "decisions", "req_0112")  # app, openai, cache reads
+        await press(pilot, "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        rendered = render_plain(app.screen.query_one("#detail-body", Static).content, 80)
+        assert "auto → openai/gpt-4o@api.openai.com · passed through" in rendered
+        assert "cache 2.9k read (74% of input) · 0 written · saved $0.0037" in rendered
+        assert "session ses_app_011 kept: stays on the session's provider" in rendered
+        assert "dropped" not in rendered
+        await press(pilot, "escape")
+
+    with StoreReader(seeded_db) as reader:
+        row = reader.get_request("req_0001")  # app on ollama: translated, a field dropped
+    rendered = render_plain(render_detail("req_0001", row, None, []), 80)
+    assert "· translated" in rendered and "cache " not in rendered
+    assert "dropped (the upstream could not carry them): context_management (ollama)" in rendered
+    assert "session ses_app_000 kept" in rendered
+
+
+def test_the_decision_shows_cache_writes_and_a_session_known_only_by_its_column() -> None:
+    row = RequestRow(
+        "req_x",
+        NOW,
+        "app",
+        None,
+        "messages",
+        "claude-sonnet-4",
+        "claude-sonnet-4",
+        "anthropic",
+        "api.anthropic.com",
+        None,
+        None,
+        False,
+        200,
+        900.0,
+        None,
+        prompt_tokens=12_000,
+        completion_tokens=300,
+        cached_tokens=0,
+        cache_write_tokens=11_500,
+        cost_usd=0.05,
+        cache_saved_usd=0.0,
+        session="ses_9",
+    )
+    rendered = render_plain(render_detail("req_x", row, None, []), 80)
+    assert "cache 0 read (0% of input) · 11.5k written · saved $0" in rendered
+    assert "session ses_9" in rendered
+    assert "passed through" not in rendered and "translated" not in rendered
 
 
 def render_plain(renderable: object, width: int) -> str:

@@ -32,7 +32,7 @@ from store import (
     redact_body,
     retention,
 )
-from store.schema import connect_for_writing, migrate
+from store.schema import MIGRATIONS, connect_for_writing, migrate
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86_400.0
@@ -139,6 +139,123 @@ def test_a_store_from_a_newer_omen_is_refused(db_path: Path) -> None:
         connect_for_writing(db_path)
 
 
+def _version_1_store(path: Path) -> None:
+    """A store as omen wrote it at schema version 1: requests with cache reads, rollups."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("PRAGMA user_version = 1")
+    rows = [
+        # id, ts, container, provider, model, prompt, cached, cost
+        ("old-1", NOW - DAY + 10, "app", "anthropic", "claude", 1000, 800, 0.002),
+        ("old-2", NOW - DAY + 20, "app", "anthropic", "claude", 500, 0, 0.003),
+        ("old-3", NOW + 30, "app", "openai", "gpt-4o", 2000, 1024, 0.004),
+        ("old-4", NOW + 95, "web", None, None, 0, 0, 0.0),
+    ]
+    for rid, ts, container, provider, model, prompt, cached, cost in rows:
+        conn.execute(
+            "INSERT INTO requests (id, ts, container, kind, requested_model, model, provider, "
+            "stream, status, level, latency_ms, prompt_tokens, completion_tokens, "
+            "cached_tokens, cost_usd) VALUES (?, ?, ?, 'chat', 'auto', ?, ?, 0, 200, 'info', "
+            "10, ?, 5, ?, ?)",
+            (rid, ts, container, model, provider, prompt, cached, cost),
+        )
+        counters = (1, 0, prompt, 5, cost, 10.0)
+        upsert = (
+            "ON CONFLICT DO UPDATE SET requests = requests + 1, "
+            "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+            "completion_tokens = completion_tokens + 5, cost_usd = cost_usd + excluded.cost_usd, "
+            "latency_ms_sum = latency_ms_sum + 10"
+        )
+        conn.execute(
+            f"INSERT INTO spend_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {upsert}",
+            (day_name(ts), container, provider or "", model or "", *counters),
+        )
+        conn.execute(
+            f"INSERT INTO spend_hourly VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {upsert}",
+            (hour_name(ts), container, provider or "", *counters),
+        )
+        conn.execute(
+            f"INSERT INTO spend_minutely VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {upsert}",
+            (int(ts // 60) * 60, container, provider or "", *counters),
+        )
+    conn.close()
+
+
+def test_migrating_a_version_1_store_keeps_its_rows_and_backfills_cache_reads(
+    db_path: Path, make_writer: WriterFactory
+) -> None:
+    _version_1_store(db_path)
+    with pytest.raises(StoreError, match="start `omen serve` once"):
+        StoreReader(db_path)
+
+    writer = make_writer()  # opening it for writing migrates it
+    writer.record_request(
+        request(
+            1,
+            ts=NOW + 40,
+            container="app",
+            provider="openai",
+            model="gpt-4o",
+            prompt_tokens=1000,
+            cached_tokens=500,
+            cache_write_tokens=300,
+            cache_saved_usd=0.001125,
+            session="sess-1",
+        )
+    )
+    assert writer.flush()
+
+    assert rows_of(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert rows_of(
+        db_path,
+        "SELECT id, prompt_tokens, cached_tokens, cache_write_tokens, cache_saved_usd, session "
+        "FROM requests ORDER BY id",
+    ) == [
+        ("old-1", 1000, 800, 0, 0.0, None),
+        ("old-2", 500, 0, 0, 0.0, None),
+        ("old-3", 2000, 1024, 0, 0.0, None),
+        ("old-4", 0, 0, 0, 0.0, None),
+        ("req-1", 1000, 500, 300, 0.001125, "sess-1"),
+    ]
+    # Every rollup equals the sums over the rows, old and new.
+    for table, bucket in (
+        ("spend_daily", "day"),
+        ("spend_hourly", "hour"),
+        ("spend_minutely", "minute"),
+    ):
+        assert rows_of(
+            db_path,
+            f"SELECT {bucket}, container, provider, requests, prompt_tokens, cached_tokens, "
+            f"cache_write_tokens, cache_saved_usd FROM {table} ORDER BY 1, 2, 3",
+        ) == _expected_rollup(db_path, bucket), table
+
+    with StoreReader(db_path) as reader:
+        old = reader.get_request("old-1")
+        assert old is not None and old.cached_tokens == 800 and old.session is None
+        spend = {c.container: c.totals for c in reader.spend_by_container(day_name(NOW - DAY))}
+        assert spend["app"].requests == 4 and spend["app"].cached_tokens == 800 + 1024 + 500
+        assert spend["web"].cache_hit_ratio is None  # no prompt tokens at all
+
+
+def _expected_rollup(path: Path, bucket: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    conn.create_function("day_name", 1, day_name)
+    conn.create_function("hour_name", 1, hour_name)
+    key = {
+        "day": "day_name(ts)",
+        "hour": "hour_name(ts)",
+        "minute": "CAST(ts / 60 AS INTEGER) * 60",
+    }[bucket]
+    try:
+        return conn.execute(
+            f"SELECT {key}, container, coalesce(provider, ''), count(*), sum(prompt_tokens), "
+            "sum(cached_tokens), sum(cache_write_tokens), sum(cache_saved_usd) FROM requests "
+            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
 # -- the writer ----------------------------------------------------------------------------
 
 
@@ -215,6 +332,9 @@ def test_request_rows_and_daily_rollup_commit_together(
                 completion_tokens=n % 17,
                 cost_usd=(n % 5) * 0.0007,
                 latency_ms=float(n % 19),
+                cached_tokens=n % 7,
+                cache_write_tokens=n % 3,
+                cache_saved_usd=(n % 7) * 0.00003,
             )
         )
     assert writer.flush()
@@ -224,11 +344,12 @@ def test_request_rows_and_daily_rollup_commit_together(
     conn.create_function("hour_name", 1, hour_name)
     counters = (
         "count(*), sum(level = 'error'), sum(prompt_tokens), sum(completion_tokens), "
-        "round(sum(cost_usd), 9), round(sum(latency_ms), 6)"
+        "round(sum(cost_usd), 9), round(sum(latency_ms), 6), sum(cached_tokens), "
+        "sum(cache_write_tokens), round(sum(cache_saved_usd), 9)"
     )
     rollup_counters = (
         "requests, errors, prompt_tokens, completion_tokens, round(cost_usd, 9), "
-        "round(latency_ms_sum, 6)"
+        "round(latency_ms_sum, 6), cached_tokens, cache_write_tokens, round(cache_saved_usd, 9)"
     )
     expected_daily = conn.execute(
         f"SELECT day_name(ts) d, container, coalesce(provider, ''), coalesce(model, ''), "
@@ -557,6 +678,52 @@ def test_reader_spend_queries_read_the_rollups(filled_store: Path) -> None:
 
 
 ONE_ROW_PER_ENDPOINT = {"health_latest", "gpu_latest", "drains", "budget_overrides"}
+
+
+def test_reader_gives_each_containers_cache_hit_ratio_and_savings(
+    make_writer: WriterFactory, db_path: Path
+) -> None:
+    writer = make_writer()
+    # app: 4 requests today of 1000 prompt tokens, 750 of each read from the cache.
+    for n in range(4):
+        writer.record_request(
+            request(
+                n,
+                ts=NOW + 600 * n,
+                container="app",
+                provider="anthropic",
+                prompt_tokens=1000,
+                cached_tokens=750,
+                cache_write_tokens=100 * n,
+                cache_saved_usd=0.0002,
+            )
+        )
+    # web: a local model, no cache; and yesterday's app traffic, outside "today".
+    writer.record_request(request(10, ts=NOW + 5, container="web", prompt_tokens=300))
+    writer.record_request(
+        request(11, ts=NOW - DAY, container="app", prompt_tokens=1000, cached_tokens=0)
+    )
+    assert writer.flush()
+    with StoreReader(db_path) as reader:
+        today = {c.container: c.totals for c in reader.spend_by_container(day_name(NOW))}
+        assert today["app"].cache_hit_ratio == 0.75
+        assert today["app"].cache_saved_usd == pytest.approx(0.0008)
+        assert today["app"].cache_write_tokens == 600
+        assert today["web"].cache_hit_ratio == 0.0 and today["web"].cache_saved_usd == 0.0
+        both = {c.container: c.totals for c in reader.spend_by_container(day_name(NOW - DAY))}
+        assert both["app"].cache_hit_ratio == 3000 / 5000
+        # An exact window that starts mid-hour counts the partial hour from the rows.
+        window = reader.spend_window("app", NOW + 1000)
+        assert (window.requests, window.cached_tokens) == (2, 1500)
+        assert window.cache_write_tokens == 500
+        assert window.cache_saved_usd == pytest.approx(0.0004)
+        row = reader.get_request("req-3")
+        assert row is not None
+        assert (row.cached_tokens, row.cache_write_tokens, row.cache_saved_usd) == (
+            750,
+            300,
+            0.0002,
+        )
 
 
 def test_reader_queries_on_requests_are_index_bounded(filled_store: Path) -> None:

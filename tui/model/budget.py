@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from store import BudgetOverrideRow, ContainerSpend
+from tui.model.cache import CacheUse
 from tui.model.periods import PERIODS, Periods
 
 SOFT = 0.9  # the daemon warns at 90% of any quota or budget
@@ -74,6 +75,8 @@ class ContainerStatus:
     pressure: float = 0.0
     rate_limit: str | None = None  # e.g. "5/s burst 10"
     live: bool = False  # from the daemon (True) or the store's history (False)
+    # period -> prompt-cache use, always from the store's rollups (UTC days)
+    cache: dict[str, CacheUse] = field(default_factory=dict)
 
     @property
     def meters(self) -> list[Meter]:
@@ -160,6 +163,7 @@ def _status(
         tokens_day=(totals.prompt_tokens + totals.completion_tokens) if totals else 0,
         burn_per_hour=spend["daily"] / max(periods.hours_elapsed("daily"), 1.0),
         live=live is not None,
+        cache={p: CacheUse.of(stored[p].totals) if p in stored else CacheUse() for p in PERIODS},
     )
     if live is not None:
         usage = live.get("usage") or {}

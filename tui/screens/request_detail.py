@@ -1,4 +1,5 @@
-"""RequestDetail: one routing decision in full — scores, exclusions, attempts, stored body."""
+"""RequestDetail: one routing decision in full — the route (passed through or translated, any
+fields dropped), session, prompt-cache use, scores, exclusions, attempts, stored body."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from store import RequestRow, StoreReader
-from tui.format import count, millis, money, stamp, status_text
+from tui.format import count, millis, money, percent, stamp, status_text
 from tui.messages import ReplayRequested
 
 BODY_LIMIT = 20_000  # characters of the stored body shown
@@ -92,7 +93,7 @@ def render_detail(
     if row is None:
         return Text(f"{request_id} is not in the store", style="red")
     decision = row.decision or {}
-    parts: list[RenderableType] = [_summary(row)]
+    parts: list[RenderableType] = [_summary(row, decision)]
     intent = decision.get("intent") or {}
     if intent or decision.get("strategy"):
         text = _heading("decision")
@@ -131,7 +132,7 @@ def _heading(title: str) -> Text:
     return Text(f"\n{title}", style="bold underline")
 
 
-def _summary(row: RequestRow) -> Text:
+def _summary(row: RequestRow, decision: dict[str, Any]) -> Text:
     text = Text(row.id, style="bold")
     text.append(f"  {stamp(row.ts)}  ")
     text.append_text(status_text(row.status))
@@ -140,14 +141,28 @@ def _summary(row: RequestRow) -> Text:
     text.append(f"\n{row.requested_model} → ")
     route = f"{row.provider}/{row.model}@{row.endpoint}" if row.provider else "(not routed)"
     text.append(route, style="bold")
+    passthrough = decision.get("passthrough")
+    if row.provider and passthrough is not None:  # absent before the daemon recorded it
+        text.append(" · passed through" if passthrough else " · translated", style="dim")
     ttft = f", ttft {millis(row.ttft_ms)}" if row.ttft_ms is not None else ""
     text.append(
         f"\n{millis(row.latency_ms)}{ttft} · {count(row.prompt_tokens)} in /"
         f" {count(row.completion_tokens)} out"
     )
-    if row.cached_tokens or row.reasoning_tokens:
-        text.append(f" ({row.cached_tokens} cached, {row.reasoning_tokens} reasoning)")
+    if row.reasoning_tokens:
+        text.append(f" ({count(row.reasoning_tokens)} reasoning)")
     text.append(f" · {money(row.cost_usd)}")
+    if row.cached_tokens or row.cache_write_tokens or row.cache_saved_usd:
+        text.append("\n")
+        text.append_text(_cache(row))
+    session = _session(row, decision)
+    if session is not None:
+        text.append("\n")
+        text.append_text(session)
+    dropped = [str(field) for field in decision.get("dropped") or []]
+    if dropped:
+        text.append("\ndropped (the upstream could not carry them): ", style="yellow")
+        text.append(", ".join(dropped), style="yellow")
     if row.replay_of:
         text.append(f"\nreplay of {row.replay_of}", style="cyan")
     if row.client_closed:
@@ -155,6 +170,35 @@ def _summary(row: RequestRow) -> Text:
     if row.error:
         text.append(f"\nerror: {row.error}", style="red")
     text.append(f"\nreason: {row.reason}", style="dim")
+    return text
+
+
+def _cache(row: RequestRow) -> Text:
+    """`cache 2.9k read (74% of input) · 0 written · saved $0.0037`."""
+    share = row.cached_tokens / row.prompt_tokens if row.prompt_tokens else None
+    text = Text("cache ", style="dim")
+    text.append(f"{count(row.cached_tokens)} read", style="bold")
+    if share is not None:
+        text.append(f" ({percent(share)} of input)")
+    text.append(f" · {count(row.cache_write_tokens)} written · saved ")
+    text.append(money(row.cache_saved_usd), style="green" if row.cache_saved_usd else "")
+    return text
+
+
+def _session(row: RequestRow, decision: dict[str, Any]) -> Text | None:
+    """`session ses_12 kept: same provider as the last turn`, from the decision or the column."""
+    info = decision.get("session")
+    if not isinstance(info, dict):
+        info = {}
+    session_id = info.get("id") or row.session
+    if not session_id:
+        return None
+    text = Text("session ", style="dim")
+    text.append(str(session_id), style="bold")
+    if info.get("action"):
+        text.append(f" {info['action']}", style="cyan")
+    if info.get("detail"):
+        text.append(f": {info['detail']}", style="dim")
     return text
 
 

@@ -1,4 +1,5 @@
-"""1 Overview: every container's spend against its budgets, quotas, burn and forecast, alerts."""
+"""1 Overview: every container's spend against its budgets, quotas, burn and forecast, alerts,
+and its prompt-cache hit ratio (the card adds what the cache saved)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
-from tui.format import LEVEL_STYLES, bar, count, money
+from tui.format import LEVEL_STYLES, bar, count, money, percent
 from tui.messages import BudgetRequested
 from tui.model import Snapshot
 from tui.model.budget import ContainerStatus
@@ -20,13 +21,16 @@ from tui.widgets.alerts_list import AlertsList
 from tui.widgets.container_card import ContainerCard
 from tui.widgets.live_table import Column, LiveTable
 
+# 78 columns with cell padding: 80 less a vertical scrollbar, once containers overflow.
+DAY_BAR = 7
 COLUMNS = (
     Column("container", "container", 12),
-    Column("today", "today", 8),
-    Column("budget", "day budget", 15),
-    Column("week", "week", 8),
-    Column("month", "month", 9),
+    Column("today", "today", 7),
+    Column("budget", "day budget", DAY_BAR + 5),
+    Column("week", "week", 7),
+    Column("month", "month", 8),
     Column("burn", "burn/h", 7),
+    Column("cache", "cache", 5),  # today's prompt-cache hit ratio
     Column("status", "st", 4),
 )
 
@@ -111,9 +115,17 @@ def _cells(status: ContainerStatus) -> tuple[str | Text, ...]:
     return (
         status.name,
         money(status.spend["daily"]),
-        bar(day.fraction, 10, known=day.known),
+        bar(day.fraction, DAY_BAR, known=day.known),
         money(status.spend["weekly"]),
         money(status.spend["monthly"]),
         money(status.burn_per_hour),
+        _cache_cell(status),
         Text(status.status.upper() if status.status == "hard" else status.status, style=style),
     )
+
+
+def _cache_cell(status: ContainerStatus) -> Text:
+    today = status.cache.get("daily")
+    if today is None or not today.active:
+        return Text("-", style="dim")
+    return Text(percent(today.hit_ratio).rjust(4))

@@ -1,12 +1,14 @@
-"""ContainerCard: the selected container's budgets and quotas as bars, with forecast and burn."""
+"""ContainerCard: the selected container's budgets and quotas as bars, with forecast and burn,
+and what prompt caching did for it."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.format import LEVEL_STYLES, bar, count, money
+from tui.format import LEVEL_STYLES, bar, count, money, percent
 from tui.model.budget import ContainerStatus, Meter
+from tui.model.cache import CacheUse
 
 BAR = 12
 
@@ -48,7 +50,31 @@ def render_card(status: ContainerStatus | None) -> Text:
         f" ({count(status.errors_day)} err) · {count(status.tokens_day)} tokens",
         style="dim",
     )
+    text.append("\n")
+    text.append_text(cache_line(status.cache))
     return text
+
+
+def cache_line(cache: dict[str, CacheUse]) -> Text:
+    """`cache today 87% hit · saved $1.24 · 3.1k written · month 71% · saved $30.12`."""
+    today, month = cache.get("daily", CacheUse()), cache.get("monthly", CacheUse())
+    line = Text("cache ", style="dim")
+    if not today.active and not month.active:
+        line.append("no prompt-cache use this month", style="dim")
+        return line
+    line.append("today ", style="dim")
+    if today.active:
+        line.append(f"{percent(today.hit_ratio)} hit", style="bold")
+        line.append(" · saved ", style="dim")
+        line.append(money(today.saved_usd), style="green" if today.saved_usd else "")
+        if today.write_tokens:
+            line.append(f" · {count(today.write_tokens)} written", style="dim")
+    else:
+        line.append("none", style="dim")
+    line.append(
+        f" · month {percent(month.hit_ratio)} · saved {money(month.saved_usd)}", style="dim"
+    )
+    return line
 
 
 def _meter_line(meter: Meter) -> Text:
