@@ -5,12 +5,20 @@ Translation is pure functions over dicts (request, response, one stream event at
 blocks, tool results travel as `toolResult` blocks in a user turn, the stream is AWS's binary
 event stream (decoded by botocore) whose usage comes in a `metadata` event *after*
 `messageStop`, and every request is SigV4-signed for the service `bedrock` (or carries a
-Bedrock API key as a Bearer token).
+Bedrock API key as a Bearer token). What a coding agent's request means is carried across:
+cache breakpoints as `cachePoint` blocks, `reasoning_effort` as Claude's thinking, later system
+messages folded into their user turn, `response_format` through a forced tool.
+
+Claude models also take an Anthropic Messages body unchanged through InvokeModel
+(/model/{id}/invoke and /invoke-with-response-stream): the passthrough for Anthropic-format
+clients, whose stream events come back base64-wrapped in `chunk` frames and are relayed as SSE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import os
 import re
 import time
@@ -35,12 +43,15 @@ from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped,unu
 from botocore.session import Session  # type: ignore[import-untyped,unused-ignore]
 
 from omen.config import ProviderConfig
+from omen.providers.anthropic import usage_from_anthropic
 from omen.providers.base import (
     JSON,
     ChatResponse,
     ChunkEnvelope,
     EmbeddingResponse,
+    NativeCall,
     Probe,
+    Relayed,
     UpstreamError,
     Usage,
 )
@@ -64,6 +75,43 @@ _IMAGE_FORMATS = {
     "image/webp": "webp",
 }
 _REGION_IN_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com")
+# A system message from mid-conversation, folded into a user turn, starts with this.
+SYSTEM_LABEL = "[System message]\n"
+# The tool a `response_format` answer is forced through (when the schema has no name).
+JSON_TOOL = "json_response"
+JSON_TOOL_DESCRIPTION = "Give the final answer as this tool's input, following its schema."
+# reasoning_effort → Claude's thinking budget_tokens ("minimal": no thinking).
+THINKING_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576}
+MIN_THINKING_BUDGET = 1024
+ANSWER_ROOM = 4096  # output tokens beyond the thinking budget when the client set no limit
+# Claude models older than 3.7 Sonnet: no extended thinking.
+_NO_THINKING = re.compile(r"claude-(?:instant|v2|3-(?:haiku|sonnet|opus|5))")
+# InvokeModel on Bedrock speaks Anthropic's Messages body with this version in the body.
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# Betas Bedrock's InvokeModel takes for Claude. Any other flag fails the whole request with
+# 400 "invalid beta flag", and Claude Code sends first-party ones (claude-code-20250219,
+# prompt-caching-scope-…, mcp-servers-…), so the rest stay behind.
+BEDROCK_BETAS = frozenset(
+    {
+        "computer-use-2024-10-22",
+        "computer-use-2025-01-24",
+        "token-efficient-tools-2025-02-19",
+        "interleaved-thinking-2025-05-14",
+        "output-128k-2025-02-19",
+        "dev-full-thinking-2025-05-14",
+        "context-1m-2025-08-07",
+        "context-management-2025-06-27",
+        "effort-2025-11-24",
+        "tool-search-tool-2025-10-19",
+        "tool-examples-2025-10-29",
+    }
+)
+
+
+def is_anthropic_model(model: str) -> bool:
+    """Claude on Bedrock: `anthropic.…`, `us.anthropic.…`, or an inference-profile ARN."""
+    lowered = model.lower()
+    return "anthropic." in lowered or "claude" in lowered
 
 
 # --- request ---------------------------------------------------------------------------
@@ -105,6 +153,27 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def cache_point(marker: Any) -> JSON | None:
+    """A chat `cache_control` breakpoint → the Converse block that ends a cached prefix.
+
+    Converse marks a breakpoint with a block of its own placed *after* the cached content,
+    where Anthropic flags the last cached block itself; TTLs Bedrock knows ("5m", "1h") carry.
+    """
+    if not isinstance(marker, dict) or marker.get("type") != "ephemeral":
+        return None
+    point: JSON = {"type": "default"}
+    if marker.get("ttl") in ("5m", "1h"):
+        point["ttl"] = marker["ttl"]
+    return {"cachePoint": point}
+
+
+def _with_cache_point(blocks: list[JSON], marker: Any) -> list[JSON]:
+    point = cache_point(marker)
+    if point is not None and blocks and "cachePoint" not in blocks[-1]:
+        blocks.append(point)
+    return blocks
+
+
 def _content_blocks(content: Any) -> list[JSON]:
     # Bedrock rejects blank text blocks, which OpenAI clients send routinely (content "").
     if isinstance(content, str):
@@ -116,6 +185,9 @@ def _content_blocks(content: Any) -> list[JSON]:
             blocks.append({"text": part["text"]})
         elif kind == "image_url":
             blocks.append(image_block((part.get("image_url") or {}).get("url", "")))
+        else:
+            continue
+        _with_cache_point(blocks, part.get("cache_control"))
     return blocks
 
 
@@ -151,43 +223,117 @@ def _tool_result_block(message: JSON) -> JSON:
     }
 
 
+def _marker_of(message: JSON) -> Any:
+    """The breakpoint that closes a message: on the message itself, or on its last part."""
+    if message.get("cache_control"):
+        return message["cache_control"]
+    content = message.get("content")
+    parts = [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+    return parts[-1].get("cache_control") if parts else None
+
+
+def _system_blocks(message: JSON) -> list[JSON]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        blocks = [{"text": content}] if isinstance(content, str) and content else []
+        return _with_cache_point(blocks, message.get("cache_control"))
+    blocks = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "text" and part.get("text"):
+            blocks.append({"text": part["text"]})
+            _with_cache_point(blocks, part.get("cache_control"))
+    return _with_cache_point(blocks, message.get("cache_control"))
+
+
+def folded_system(blocks: list[JSON]) -> list[JSON]:
+    """A system message from the middle of a conversation, as text a user turn can carry.
+
+    Converse has one top-level `system`; moving a later system message up there would change
+    what the model read when, and dropping it loses an instruction. It travels in the user
+    turn at its place instead, labelled so the model still reads it as an instruction.
+    """
+    out = [dict(block) for block in blocks]
+    for block in out:
+        if "text" in block:
+            block["text"] = SYSTEM_LABEL + block["text"]
+            break
+    return out
+
+
+def _append_turn(turns: list[JSON], role: str, blocks: list[JSON]) -> None:
+    if not blocks:
+        return
+    # Roles must alternate: parallel tool results and a following user text share a turn.
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
 def _turns(messages: list[JSON]) -> tuple[list[JSON], list[JSON]]:
-    """The system blocks and the alternating user/assistant turns Converse expects."""
+    """The system blocks and the alternating user/assistant turns Converse expects.
+
+    System messages before the conversation starts are the top-level `system`; later ones are
+    folded into the user turn at their place (see `folded_system`): ahead of the next user
+    message's text, but after tool results, which Claude needs first in their turn.
+    """
     system: list[JSON] = []
     turns: list[JSON] = []
+    pending: list[JSON] = []  # later system messages, waiting for a user turn to carry them
     for message in messages:
         role = message.get("role")
         if role in ("system", "developer"):
-            text = _text_of(message.get("content"))
-            if text:
-                system.append({"text": text})
+            blocks = _system_blocks(message)
+            if turns or pending:
+                pending.extend(folded_system(blocks))
+            else:
+                system.extend(blocks)
             continue
         if role == "tool":
-            role, blocks = "user", [_tool_result_block(message)]
+            blocks = _with_cache_point([_tool_result_block(message)], _marker_of(message))
+            _append_turn(turns, "user", blocks)
         elif role == "assistant":
+            _append_turn(turns, "user", pending)
+            pending = []
             blocks = _content_blocks(message.get("content"))
             blocks.extend(_tool_use_block(call) for call in message.get("tool_calls") or [])
+            _with_cache_point(blocks, message.get("cache_control"))
+            _append_turn(turns, "assistant", blocks)
         else:
-            role, blocks = "user", _content_blocks(message.get("content"))
-        if not blocks:
-            continue
-        # Roles must alternate: parallel tool results and a following user text share a turn.
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+            blocks = _content_blocks(message.get("content"))
+            _with_cache_point(blocks, message.get("cache_control"))
+            _append_turn(turns, "user", pending + blocks)
+            pending = []
+    _append_turn(turns, "user", pending)
     return system, turns
 
 
-def _tool_config(body: JSON, turns: list[JSON]) -> JSON | None:
-    tools = [t for t in body.get("tools") or [] if t.get("type", "function") == "function"]
-    choice = body.get("tool_choice")
-    uses_tools = any("toolUse" in b or "toolResult" in b for t in turns for b in t["content"])
-    # Converse has no "none": leave the tools out, unless the history has tool blocks (then
-    # Bedrock insists on a toolConfig, and the model is merely not forced).
-    if not tools or (choice == "none" and not uses_tools):
+def json_tool(body: JSON) -> JSON | None:
+    """The tool that carries a `response_format` answer, if the body asks for one.
+
+    Converse has no structured-output switch that every model honours, so Omen offers the
+    schema as a tool and makes the model call it (`toolChoice`); the call's input is the
+    answer, returned to the client as the message content with finish_reason "stop". With
+    tools of its own the client keeps them: the model must then call one of them or this one.
+    Models without forced tool choice (toolChoice `any`/`tool`: Claude, Mistral Large, Nova)
+    refuse such a request with a ValidationException.
+    """
+    response_format = body.get("response_format") or {}
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") or {"type": "object"}
+        name = spec.get("name") or JSON_TOOL
+        description = spec.get("description") or JSON_TOOL_DESCRIPTION
+    elif kind == "json_object":
+        schema, name, description = {"type": "object"}, JSON_TOOL, JSON_TOOL_DESCRIPTION
+    else:
         return None
-    specs = []
+    return {"toolSpec": {"name": name, "description": description, "inputSchema": {"json": schema}}}
+
+
+def _tool_specs(tools: list[JSON]) -> list[JSON]:
+    specs: list[JSON] = []
     for tool in tools:
         function = tool.get("function") or {}
         spec: JSON = {
@@ -199,14 +345,101 @@ def _tool_config(body: JSON, turns: list[JSON]) -> JSON | None:
         if function.get("description"):
             spec["description"] = function["description"]
         specs.append({"toolSpec": spec})
-    config: JSON = {"tools": specs}
+        _with_cache_point(specs, tool.get("cache_control"))
+    return specs
+
+
+def _named_choice(choice: Any) -> str | None:
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return str(name) if name else None
+    return None
+
+
+def _tool_config(body: JSON, turns: list[JSON]) -> JSON | None:
+    tools = [t for t in body.get("tools") or [] if t.get("type", "function") == "function"]
+    choice = body.get("tool_choice")
+    uses_tools = any("toolUse" in b or "toolResult" in b for t in turns for b in t["content"])
+    answer_tool = json_tool(body)
+    if answer_tool is not None:
+        callable_tools = bool(tools) and choice != "none"
+        specs = _tool_specs(tools) if callable_tools or uses_tools else []
+        config: JSON = {"tools": [*specs, answer_tool]}
+        named = _named_choice(choice) if callable_tools else None
+        if named:
+            config["toolChoice"] = {"tool": {"name": named}}
+        elif callable_tools:
+            config["toolChoice"] = {"any": {}}
+        else:
+            config["toolChoice"] = {"tool": {"name": answer_tool["toolSpec"]["name"]}}
+        return config
+    # Converse has no "none": leave the tools out, unless the history has tool blocks (then
+    # Bedrock insists on a toolConfig, and the model is merely not forced).
+    if not tools or (choice == "none" and not uses_tools):
+        return None
+    config = {"tools": _tool_specs(tools)}
     if choice == "auto":
         config["toolChoice"] = {"auto": {}}
     elif choice == "required":
         config["toolChoice"] = {"any": {}}
-    elif isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
-        config["toolChoice"] = {"tool": {"name": choice["function"]["name"]}}
+    elif _named_choice(choice):
+        config["toolChoice"] = {"tool": {"name": _named_choice(choice)}}
     return config
+
+
+def thinks(model: str) -> bool:
+    """Claude models with extended thinking: 3.7 Sonnet and every Claude 4 and later."""
+    lowered = model.lower()
+    return is_anthropic_model(model) and _NO_THINKING.search(lowered) is None
+
+
+def thinking_budget(effort: Any, max_tokens: Any) -> tuple[int, int] | None:
+    """(budget_tokens, maxTokens) for a `reasoning_effort`, or None for no thinking.
+
+    Anthropic counts thinking inside max_tokens and wants room left for the answer, so
+    maxTokens stays above the budget: without a client limit the answer gets ANSWER_ROOM
+    beyond the budget; under a client limit the budget shrinks to fit (down to Anthropic's
+    minimum of 1024) rather than spending more than the client allowed.
+    """
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        return None  # "minimal" or none: Claude thinks not at all
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
+        return budget, budget + ANSWER_ROOM
+    if max_tokens > budget:
+        return budget, max_tokens
+    fitted = max(MIN_THINKING_BUDGET, max_tokens // 2)
+    return fitted, max(max_tokens, fitted + 1)
+
+
+def _thinking(payload: JSON, body: JSON, model: str) -> None:
+    """`reasoning_effort` → Claude's extended thinking, where Claude can take it.
+
+    Left out, so the request still succeeds: when the model has none; when a tool is forced
+    (Claude allows thinking with tool_choice auto or none only); and when the last assistant
+    turn called tools, because Claude then wants that turn's signed thinking blocks back,
+    which a chat body cannot carry.
+    """
+    if not thinks(model):
+        return
+    choice = (payload.get("toolConfig") or {}).get("toolChoice") or {}
+    if "any" in choice or "tool" in choice:
+        return
+    assistants = [m for m in body.get("messages") or [] if m.get("role") == "assistant"]
+    if assistants and assistants[-1].get("tool_calls"):
+        return
+    limit = (payload.get("inferenceConfig") or {}).get("maxTokens")
+    fitted = thinking_budget(body.get("reasoning_effort"), limit)
+    if fitted is None:
+        return
+    inference: JSON = payload.setdefault("inferenceConfig", {})
+    budget, inference["maxTokens"] = fitted
+    # Thinking refuses a changed temperature, and top_p below 0.95.
+    inference.pop("temperature", None)
+    if isinstance(inference.get("topP"), int | float) and inference["topP"] < 0.95:
+        del inference["topP"]
+    extra: JSON = payload.setdefault("additionalModelRequestFields", {})
+    extra["thinking"] = {"type": "enabled", "budget_tokens": budget}
 
 
 def to_converse(body: JSON) -> JSON:
@@ -231,6 +464,8 @@ def to_converse(body: JSON) -> JSON:
     tool_config = _tool_config(body, turns)
     if tool_config is not None:
         payload["toolConfig"] = tool_config
+    if body.get("reasoning_effort"):
+        _thinking(payload, body, str(body.get("model") or ""))
     return payload
 
 
@@ -315,21 +550,34 @@ def _tool_call(tool_use: JSON) -> JSON:
     }
 
 
-def from_converse(data: JSON, completion_id: str, model: str) -> ChatResponse:
-    """A Converse response → OpenAI chat.completion."""
+def from_converse(
+    data: JSON, completion_id: str, model: str, answer_tool: str | None = None
+) -> ChatResponse:
+    """A Converse response → OpenAI chat.completion.
+
+    `answer_tool` names the tool a `response_format` answer was forced through (`json_tool`):
+    its call is the answer, so it comes back as the content, not as a tool call.
+    """
     blocks = ((data.get("output") or {}).get("message") or {}).get("content") or []
     texts: list[str] = []
     reasoning: list[str] = []
     calls: list[JSON] = []
+    answer: str | None = None
     for block in blocks:
         if "text" in block:
             texts.append(block["text"])
         elif "toolUse" in block:
-            calls.append(_tool_call(block["toolUse"]))
+            tool_use = block["toolUse"] or {}
+            if answer_tool is not None and tool_use.get("name") == answer_tool:
+                answer = orjson.dumps(tool_use.get("input") or {}).decode()
+            else:
+                calls.append(_tool_call(tool_use))
         elif "reasoningContent" in block:
             reasoning.append(
                 ((block["reasoningContent"] or {}).get("reasoningText") or {}).get("text", "")
             )
+    if answer is not None:
+        texts = [answer]  # any text beside the forced call is preamble, not the JSON asked for
     message: JSON = {
         "role": "assistant",
         "content": "".join(texts) if texts or not calls else None,
@@ -339,6 +587,9 @@ def from_converse(data: JSON, completion_id: str, model: str) -> ChatResponse:
         message["tool_calls"] = calls
     if reasoning:
         message["reasoning"] = "".join(reasoning)
+    stop_reason = data.get("stopReason")
+    if answer is not None and not calls and stop_reason == "tool_use":
+        stop_reason = "end_turn"
     usage = usage_from_converse(data.get("usage"))
     body: JSON = {
         "id": completion_id,
@@ -350,7 +601,7 @@ def from_converse(data: JSON, completion_id: str, model: str) -> ChatResponse:
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": finish_reason(data.get("stopReason"), bool(calls)),
+                "finish_reason": finish_reason(stop_reason, bool(calls)),
             }
         ],
         "usage": usage.as_openai(),
@@ -359,11 +610,17 @@ def from_converse(data: JSON, completion_id: str, model: str) -> ChatResponse:
 
 
 class ConverseStreamTranslator(ChunkEnvelope):
-    """Turns ConverseStream event frames into OpenAI chunks, one frame at a time."""
+    """Turns ConverseStream event frames into OpenAI chunks, one frame at a time.
 
-    def __init__(self, completion_id: str, model: str) -> None:
+    `answer_tool` names the tool a `response_format` answer is forced through: its input
+    streams out as content, as if the model had written the JSON itself.
+    """
+
+    def __init__(self, completion_id: str, model: str, answer_tool: str | None = None) -> None:
         super().__init__(completion_id, model)
         self.tool_indices: dict[int, int] = {}  # contentBlockIndex → OpenAI tool_calls index
+        self.answer_tool = answer_tool
+        self.answer_blocks: set[int] = set()  # contentBlockIndex of the answer tool's call
         self.stop_reason: str | None = None
         self.usage: Usage | None = None
 
@@ -385,9 +642,11 @@ class ConverseStreamTranslator(ChunkEnvelope):
             tool_use = (event.get("start") or {}).get("toolUse")
             if tool_use is None:
                 return []
-            index = self.tool_indices.setdefault(
-                int(event.get("contentBlockIndex") or 0), len(self.tool_indices)
-            )
+            block = int(event.get("contentBlockIndex") or 0)
+            if self.answer_tool is not None and tool_use.get("name") == self.answer_tool:
+                self.answer_blocks.add(block)
+                return []
+            index = self.tool_indices.setdefault(block, len(self.tool_indices))
             call = {
                 "index": index,
                 "id": tool_use.get("toolUseId") or f"call_{uuid.uuid4().hex[:24]}",
@@ -414,6 +673,8 @@ class ConverseStreamTranslator(ChunkEnvelope):
         if delta.get("text"):
             return [self._chunk({"content": delta["text"]})]
         tool_use = delta.get("toolUse")
+        if tool_use is not None and block in self.answer_blocks:
+            return [self._chunk({"content": tool_use["input"]})] if tool_use.get("input") else []
         if tool_use is not None and block in self.tool_indices:
             arguments = {"arguments": tool_use.get("input", "")}
             call = {"index": self.tool_indices[block], "function": arguments}
@@ -425,11 +686,135 @@ class ConverseStreamTranslator(ChunkEnvelope):
 
     def finish(self) -> list[JSON]:
         """The finish chunk and the usage chunk (usage zero if no metadata ever came)."""
-        reason = finish_reason(self.stop_reason, bool(self.tool_indices))
+        stop_reason = self.stop_reason
+        if self.answer_blocks and not self.tool_indices and stop_reason == "tool_use":
+            stop_reason = "end_turn"  # the forced answer call is the answer, not a tool call
+        reason = finish_reason(stop_reason, bool(self.tool_indices))
         usage_chunk = self._chunk({})
         usage_chunk["choices"] = []
         usage_chunk["usage"] = (self.usage or Usage()).as_openai()
         return [self._chunk({}, reason), usage_chunk]
+
+
+# --- passthrough: Claude's own Messages body through InvokeModel -------------------------
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def bedrock_betas(header: str | None, body_betas: Any = None) -> list[str]:
+    """The client's `anthropic-beta` flags (a comma list) that Bedrock accepts, in order."""
+    flags = [flag.strip() for flag in (header or "").split(",")]
+    if isinstance(body_betas, list):
+        flags.extend(str(flag) for flag in body_betas)
+    kept: list[str] = []
+    for flag in flags:
+        if flag in BEDROCK_BETAS and flag not in kept:
+            kept.append(flag)
+    return kept
+
+
+def to_invoke(call: NativeCall) -> JSON:
+    """The client's Messages body as InvokeModel takes it.
+
+    The model goes in the URL and streaming is the operation, so `model` and `stream` would
+    be refused as extraneous keys; the API version and beta flags travel in the body.
+    """
+    body = {key: value for key, value in call.body.items() if key not in ("model", "stream")}
+    body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
+    betas = bedrock_betas(_header(call.headers, "anthropic-beta"), body.pop("anthropic_beta", None))
+    if betas:
+        body["anthropic_beta"] = betas
+    return body
+
+
+def running_usage(fields: JSON, event: JSON) -> Usage | None:
+    """Fold one Anthropic stream event's usage into `fields`; the usage so far, if it had any.
+
+    message_start carries the input side (cache reads and writes included); message_delta
+    the cumulative output, sometimes the input counts again.
+    """
+    kind = event.get("type")
+    if kind == "message_start":
+        usage = (event.get("message") or {}).get("usage")
+    elif kind == "message_delta":
+        usage = event.get("usage")
+    else:
+        return None
+    if not isinstance(usage, dict):
+        return None
+    fields.update({key: value for key, value in usage.items() if value is not None})
+    return usage_from_anthropic(fields)
+
+
+_ANTHROPIC_STREAM_ERRORS = {
+    "overloaded_error": "serviceUnavailableException",
+    "rate_limit_error": "throttlingException",
+    "invalid_request_error": "validationException",
+    "api_error": "internalServerException",
+}
+_STREAM_ERROR = "modelStreamErrorException"
+
+
+class InvokeStreamRelay:
+    """Turns InvokeModelWithResponseStream frames into Anthropic SSE events, one at a time.
+
+    Each `chunk` frame's `bytes` (base64) is one Anthropic stream event, relayed exactly;
+    Bedrock adds `amazon-bedrock-invocationMetrics` to the last one, which clients ignore.
+    """
+
+    def __init__(self) -> None:
+        self.started = False  # whether an event has been relayed
+        self.finished = False  # message_stop seen
+        self._usage: JSON = {}
+
+    def feed_frame(self, headers: dict[str, Any], payload: bytes) -> Relayed | None:
+        """One decoded frame; exception frames raise (with `mid_stream=True`)."""
+        message_type = headers.get(":message-type")
+        if message_type == "exception":
+            raise stream_exception(str(headers.get(":exception-type") or ""), payload)
+        if message_type == "error":
+            code = str(headers.get(":error-code") or "")
+            raise stream_exception(
+                code, orjson.dumps({"message": headers.get(":error-message") or code})
+            )
+        if headers.get(":event-type") != "chunk":
+            return None
+        envelope = loads(payload, "bedrock stream")
+        encoded = envelope.get("bytes") if isinstance(envelope, dict) else None
+        if not isinstance(encoded, str):
+            raise UpstreamError(502, "bedrock: stream chunk without bytes")
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            raise UpstreamError(502, f"bedrock: stream chunk is not base64 ({exc})") from exc
+        event = loads(data, "bedrock stream")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise UpstreamError(502, "bedrock: stream chunk is not an Anthropic event")
+        kind = event["type"]
+        if kind == "error":  # Anthropic's own in-stream error, should Bedrock pass one on
+            error = event.get("error")
+            error = error if isinstance(error, dict) else {}
+            aws_kind = _ANTHROPIC_STREAM_ERRORS.get(
+                str(error.get("type")), "internalServerException"
+            )
+            message = str(error.get("message") or error.get("type") or "stream error")
+            raise stream_exception(aws_kind, orjson.dumps({"message": message}))
+        model = None
+        if kind == "message_start":
+            model = (event.get("message") or {}).get("model")
+        elif kind == "message_stop":
+            self.finished = True
+        self.started = True
+        return Relayed(
+            data=b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n",
+            usage=running_usage(self._usage, event),
+            model=model if isinstance(model, str) else None,
+        )
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -559,6 +944,7 @@ class BedrockProvider:
         key = config.api_key.get_secret_value() if config.api_key else None
         self._bearer = key or os.environ.get("AWS_BEARER_TOKEN_BEDROCK") or None
         self._region = config.region or region_of(config.base_url or "", None)
+        self._passthrough = config.passthrough_formats
         self._credentials: Any = None
         self._credentials_lock = asyncio.Lock()
 
@@ -590,14 +976,10 @@ class BedrockProvider:
                     retryable=True,
                 ) from exc
 
-    async def _request(self, endpoint: str, path: str, body: JSON) -> tuple[JSON, dict[str, str]]:
-        """The Converse payload and the headers that authorise exactly its bytes."""
-        payload = to_converse(body)
+    async def _authorised(self, endpoint: str, path: str, payload: JSON) -> dict[str, str]:
+        """The headers that authorise exactly this payload's bytes at `path`."""
         if self._bearer:
-            return payload, {
-                "content-type": "application/json",
-                "authorization": f"Bearer {self._bearer}",
-            }
+            return {"content-type": "application/json", "authorization": f"Bearer {self._bearer}"}
         region = region_of(endpoint, self._region)
         if region is None:
             raise UpstreamError(
@@ -610,7 +992,7 @@ class BedrockProvider:
         # The helpers serialise the payload again; orjson is deterministic, so the bytes sent
         # are the bytes signed.
         url = endpoint.rstrip("/") + path
-        return payload, sign(credentials, region, url, orjson.dumps(payload))
+        return sign(credentials, region, url, orjson.dumps(payload))
 
     def _forget_rejected_credentials(self, error: UpstreamError) -> None:
         # Rotated keys or a new profile: resolve the chain again on the next request. Not for
@@ -622,7 +1004,8 @@ class BedrockProvider:
         model = body["model"]
         where = f"{self.name} {endpoint}"
         path = model_path(model, "converse")
-        payload, headers = await self._request(endpoint, path, body)
+        payload = to_converse(body)
+        headers = await self._authorised(endpoint, path, payload)
         headers["accept"] = "application/json"
         try:
             raw, _ = await post_json(
@@ -639,14 +1022,26 @@ class BedrockProvider:
         data = loads(raw, where)
         if not isinstance(data, dict) or "output" not in data:
             raise UpstreamError(502, f"{where}: Converse answer has no output")
-        return from_converse(data, f"chatcmpl-{uuid.uuid4().hex[:24]}", model)
+        answer = json_tool(body)
+        return from_converse(
+            data,
+            f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            model,
+            answer["toolSpec"]["name"] if answer is not None else None,
+        )
 
     async def stream(self, endpoint: str, body: JSON) -> AsyncIterator[JSON]:
         model = body["model"]
         where = f"{self.name} {endpoint}"
         path = model_path(model, "converse-stream")
-        translator = ConverseStreamTranslator(f"chatcmpl-{uuid.uuid4().hex[:24]}", model)
-        payload, headers = await self._request(endpoint, path, body)
+        answer = json_tool(body)
+        translator = ConverseStreamTranslator(
+            f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            model,
+            answer["toolSpec"]["name"] if answer is not None else None,
+        )
+        payload = to_converse(body)
+        headers = await self._authorised(endpoint, path, payload)
         headers["accept"] = EVENT_STREAM
         try:
             async with (
@@ -676,6 +1071,70 @@ class BedrockProvider:
             return
         raise UpstreamError(
             502, f"{where}: stream ended without messageStop", mid_stream=translator.started
+        )
+
+    def speaks(self, wire: str, model: str) -> bool:
+        """Claude models take Anthropic's Messages body as is, through InvokeModel."""
+        return wire == "messages" and wire in self._passthrough and is_anthropic_model(model)
+
+    async def native(self, endpoint: str, call: NativeCall) -> ChatResponse:
+        """POST /model/{id}/invoke: the Anthropic message back, as Bedrock sent it."""
+        model = str(call.body.get("model") or "")
+        where = f"{self.name} {endpoint}"
+        path = model_path(model, "invoke")
+        payload = to_invoke(call)
+        headers = await self._authorised(endpoint, path, payload)
+        headers["accept"] = "application/json"
+        try:
+            raw, _ = await post_json(
+                self._clients.get(endpoint),
+                path,
+                payload,
+                headers=headers,
+                where=where,
+                on_error=bedrock_error,
+            )
+        except UpstreamError as exc:
+            self._forget_rejected_credentials(exc)
+            raise
+        data = loads(raw, where)
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise UpstreamError(502, f"{where}: InvokeModel answer is not an Anthropic message")
+        return ChatResponse(body=data, usage=usage_from_anthropic(data.get("usage")), raw=raw)
+
+    async def native_stream(self, endpoint: str, call: NativeCall) -> AsyncIterator[Relayed]:
+        """POST /model/{id}/invoke-with-response-stream: Anthropic's events, relayed."""
+        model = str(call.body.get("model") or "")
+        where = f"{self.name} {endpoint}"
+        path = model_path(model, "invoke-with-response-stream")
+        payload = to_invoke(call)
+        headers = await self._authorised(endpoint, path, payload)
+        headers["accept"] = EVENT_STREAM
+        relay = InvokeStreamRelay()
+        try:
+            async with (
+                open_stream(
+                    self._clients.get(endpoint),
+                    path,
+                    payload,
+                    headers=headers,
+                    where=where,
+                    on_error=bedrock_error,
+                ) as response,
+                aclosing(iter_frames(response, where)) as frames,
+            ):
+                async for frame in frames:
+                    relayed = relay.feed_frame(frame.headers, frame.payload)
+                    if relayed is not None:
+                        yield relayed
+                    if relay.finished:
+                        return
+        except UpstreamError as exc:
+            exc.mid_stream = relay.started
+            self._forget_rejected_credentials(exc)
+            raise
+        raise UpstreamError(
+            502, f"{where}: stream ended before message_stop", mid_stream=relay.started
         )
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:

@@ -41,6 +41,12 @@ API_VERSION = "v1beta"
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _SIGNED_MODELS = re.compile(r"^gemini-(\d+)")
 _EMBED_BATCH = 100  # batchEmbedContents refuses more requests than this in one call
+# A system message from mid-conversation, folded into a user turn, starts with this.
+SYSTEM_LABEL = "[System message]\n"
+# reasoning_effort → thinkingBudget (tokens); 0 turns thinking off where a model allows it.
+THINKING_BUDGETS = {"minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
+MIN_FORCED_THINKING_BUDGET = 128  # the least 2.5 Pro takes; it cannot stop thinking
+_ALWAYS_THINKS = re.compile(r"^gemini-(?:2\.5-pro|[3-9]|\d{2,})")
 
 _CONFIG_FIELDS = {
     "temperature": "temperature",
@@ -150,31 +156,80 @@ def _function_response(message: JSON, names: dict[str, str]) -> JSON:
     return {"functionResponse": {"name": name, "response": response}}
 
 
+def folded_system(parts: list[JSON]) -> list[JSON]:
+    """A system message from the middle of a conversation, as parts a user turn can carry.
+
+    Gemini has one `systemInstruction`; moving a later system message up there would change
+    what the model read when, and dropping it loses an instruction. It travels in the user
+    turn at its place instead, labelled so the model still reads it as an instruction.
+    """
+    out = [dict(part) for part in parts]
+    for part in out:
+        if "text" in part:
+            part["text"] = SYSTEM_LABEL + part["text"]
+            break
+    return out
+
+
+def _append_turn(contents: list[JSON], turn: str, parts: list[JSON]) -> None:
+    if not parts:
+        return  # Gemini refuses a turn without parts
+    if contents and contents[-1]["role"] == turn:
+        # Parallel tool results must reach Gemini as one turn, like the calls they answer.
+        contents[-1]["parts"].extend(parts)
+    else:
+        contents.append({"role": turn, "parts": parts})
+
+
 def to_gemini_contents(messages: list[JSON], model: str) -> tuple[JSON | None, list[JSON]]:
-    """OpenAI messages → (systemInstruction, contents); consecutive turns of a role merge."""
+    """OpenAI messages → (systemInstruction, contents); consecutive turns of a role merge.
+
+    System messages before the conversation starts are the `systemInstruction`; later ones
+    are folded into the user turn at their place (see `folded_system`): ahead of the next
+    user message's parts, after the function responses that answer the model's last calls.
+    """
     system: list[JSON] = []
     contents: list[JSON] = []
+    pending: list[JSON] = []  # later system messages, waiting for a user turn to carry them
     names: dict[str, str] = {}  # tool_call_id → function name, for the results that follow
     for message in messages:
         role = message.get("role")
         if role in ("system", "developer"):
-            system.extend(_content_parts(_text_of(message.get("content"))))
-            continue
-        if role == "assistant":
-            turn, parts = "model", _content_parts(message.get("content"))
+            parts = _content_parts(_text_of(message.get("content")))
+            if contents or pending:
+                pending.extend(folded_system(parts))
+            else:
+                system.extend(parts)
+        elif role == "assistant":
+            _append_turn(contents, "user", pending)
+            pending = []
+            parts = _content_parts(message.get("content"))
             parts += _function_calls(message.get("tool_calls") or [], names, model)
+            _append_turn(contents, "model", parts)
         elif role in ("tool", "function"):
-            turn, parts = "user", [_function_response(message, names)]
+            _append_turn(contents, "user", [_function_response(message, names)])
         else:
-            turn, parts = "user", _content_parts(message.get("content"))
-        if not parts:
-            continue  # Gemini refuses a turn without parts
-        if contents and contents[-1]["role"] == turn:
-            # Parallel tool results must reach Gemini as one turn, like the calls they answer.
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": turn, "parts": parts})
+            _append_turn(contents, "user", pending + _content_parts(message.get("content")))
+            pending = []
+    _append_turn(contents, "user", pending)
     return ({"parts": system} if system else None), contents
+
+
+def thinking_config(effort: Any, model: str) -> JSON | None:
+    """`reasoning_effort` → `thinkingConfig`, with the thoughts sent back as reasoning.
+
+    "minimal" turns thinking off (budget 0), except on models that always think (2.5 Pro,
+    Gemini 3 and later), which refuse 0: those get their smallest budget.
+    """
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        return None
+    if budget == 0 and _ALWAYS_THINKS.match(model_id(model)):
+        budget = MIN_FORCED_THINKING_BUDGET
+    config: JSON = {"thinkingBudget": budget}
+    if budget:
+        config["includeThoughts"] = True
+    return config
 
 
 def generation_config(body: JSON) -> JSON:
@@ -234,6 +289,9 @@ def to_gemini_request(body: JSON, model: str) -> JSON:
     if system:
         payload["systemInstruction"] = system
     config = generation_config(body)
+    thinking = thinking_config(body.get("reasoning_effort"), model)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
     if config:
         payload["generationConfig"] = config
     tools = tools_to_gemini(body.get("tools") or [])

@@ -2,30 +2,43 @@
 
 Translation is pure functions over dicts (request, response, stream chunk); `OllamaProvider`
 only moves bytes. Differences that matter: tool-call arguments are objects (OpenAI: JSON
-strings), images are bare base64 beside the text, usage is prompt_eval_count/eval_count.
+strings), images are bare base64 beside the text, usage is prompt_eval_count/eval_count,
+thinking is `think` (true, or a level for gpt-oss). Where configured, Anthropic-format clients
+pass through to Ollama's own /v1/messages (Ollama ≥ 0.14) and its events are relayed as sent.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 
+from omen.providers.anthropic import usage_from_anthropic
 from omen.providers.base import (
     JSON,
     ChatResponse,
     ChunkEnvelope,
     EmbeddingResponse,
+    NativeCall,
     Probe,
+    Relayed,
     UpstreamError,
     Usage,
 )
-from omen.providers.http import UpstreamClients, iter_lines, loads, open_stream, post_json
+from omen.providers.http import (
+    UpstreamClients,
+    iter_lines,
+    loads,
+    open_stream,
+    post_json,
+    transport_error,
+)
 
 _OPTION_FIELDS = {
     "temperature": "temperature",
@@ -34,6 +47,9 @@ _OPTION_FIELDS = {
     "frequency_penalty": "frequency_penalty",
     "presence_penalty": "presence_penalty",
 }
+# Models whose `think` takes a level; the rest take true/false.
+_THINK_LEVELS = ("gpt-oss",)
+_LEVELS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
 
 
 # --- request ---------------------------------------------------------------------------
@@ -92,16 +108,45 @@ def _message_to_ollama(message: JSON, tool_names: dict[str, str]) -> JSON:
     return out
 
 
+def think(effort: Any, model: str) -> bool | str | None:
+    """`reasoning_effort` → /api/chat's `think`: a level for models that take one (gpt-oss,
+    which cannot stop thinking, so "minimal" is its lowest level), else on or off."""
+    if not isinstance(effort, str) or effort not in _LEVELS:
+        return None
+    if model.lower().startswith(_THINK_LEVELS):
+        return _LEVELS[effort]
+    return effort != "minimal"
+
+
+def _tools_to_ollama(tools: list[JSON]) -> list[JSON]:
+    # Only what /api/chat knows: a breakpoint (`cache_control`) or other extras stay behind.
+    out: list[JSON] = []
+    for tool in tools:
+        if tool.get("type", "function") == "function" and isinstance(tool.get("function"), dict):
+            out.append({"type": "function", "function": tool["function"]})
+    return out
+
+
 def to_ollama_chat(body: JSON, model: str, stream: bool) -> JSON:
-    """OpenAI chat body → Ollama /api/chat body."""
+    """OpenAI chat body → Ollama /api/chat body.
+
+    System messages stay where they are, also mid-conversation: /api/chat takes `system`
+    among the messages at any position and the model's template renders it in place.
+    Prompt-cache breakpoints have no meaning here (Ollama reuses its KV cache by itself), so
+    parts travel as their text only.
+    """
     tool_names: dict[str, str] = {}
     payload: JSON = {
         "model": model,
         "messages": [_message_to_ollama(m, tool_names) for m in body.get("messages", [])],
         "stream": stream,
     }
-    if body.get("tools"):
-        payload["tools"] = body["tools"]
+    tools = _tools_to_ollama(body.get("tools") or [])
+    if tools:
+        payload["tools"] = tools
+    thinking = think(body.get("reasoning_effort"), model)
+    if thinking is not None:
+        payload["think"] = thinking
     options: JSON = {}
     for openai_name, ollama_name in _OPTION_FIELDS.items():
         if body.get(openai_name) is not None:
@@ -235,8 +280,12 @@ class OllamaStreamTranslator(ChunkEnvelope):
 
 
 def ollama_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+    """`{"error": "…"}` (native API) or `{"type":"error","error":{"message"}}` (/v1/messages)."""
     try:
-        message = str(orjson.loads(body).get("error") or body.decode(errors="replace"))
+        error = orjson.loads(body).get("error")
+        if isinstance(error, dict):
+            error = error.get("message")
+        message = str(error or body.decode(errors="replace"))
     except (orjson.JSONDecodeError, AttributeError):
         message = body.decode(errors="replace")[:500] or f"HTTP {status}"
     if status == 404:
@@ -252,15 +301,178 @@ def ollama_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamEr
     return UpstreamError(status if status >= 500 else 502, f"ollama: {message}")
 
 
+# --- passthrough: Anthropic's Messages API, served by Ollama itself ---------------------
+
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+# Anthropic's in-stream error types and the statuses Omen gives them.
+_STREAM_ERROR_STATUSES = {"overloaded_error": 503, "rate_limit_error": 429, "api_error": 500}
+
+
+async def sse_events(response: httpx.Response, where: str) -> AsyncGenerator[bytes, None]:
+    """Each server-sent event as the bytes that carried it, its blank line included."""
+    buffer = b""
+    try:
+        raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+        async with aclosing(raw) as chunks:
+            async for chunk in chunks:
+                buffer += chunk
+                while (end := _EVENT_END.search(buffer)) is not None:
+                    event, buffer = buffer[: end.end()], buffer[end.end() :]
+                    yield event
+    except httpx.HTTPError as exc:
+        error = transport_error(exc, where)
+        error.mid_stream = True
+        raise error from exc
+    if buffer.strip():
+        yield buffer
+
+
+def running_usage(fields: JSON, event: JSON) -> Usage | None:
+    """Fold one Anthropic stream event's usage into `fields`; the usage so far, if it had any.
+
+    message_start carries the input side; message_delta the cumulative output (Ollama
+    repeats the input count there).
+    """
+    kind = event.get("type")
+    if kind == "message_start":
+        usage = (event.get("message") or {}).get("usage")
+    elif kind == "message_delta":
+        usage = event.get("usage")
+    else:
+        return None
+    if not isinstance(usage, dict):
+        return None
+    fields.update({key: value for key, value in usage.items() if value is not None})
+    return usage_from_anthropic(fields)
+
+
+class MessagesRelay:
+    """Reads Anthropic SSE events on their way to the client: usage, model, the end.
+
+    The bytes go on as they came; an `error` event is raised instead (with `mid_stream` set
+    by the caller), so Omen can fail over when nothing reached the client yet.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.started = False  # whether an event has been relayed
+        self.finished = False  # message_stop seen
+        self._usage: JSON = {}
+
+    def feed(self, raw: bytes) -> Relayed:
+        name, data = _event_fields(raw)
+        event = loads(data, self.where) if data else {}
+        if not isinstance(event, dict):
+            raise UpstreamError(502, f"{self.where}: stream event is not an object")
+        kind = event.get("type") or name
+        if kind == "error":
+            error = event.get("error") if isinstance(event.get("error"), dict) else {}
+            error_type = str((error or {}).get("type") or "api_error")
+            message = str((error or {}).get("message") or error_type)
+            status = _STREAM_ERROR_STATUSES.get(error_type, 502)
+            raise UpstreamError(status, f"ollama: {message}", code=error_type)
+        model = None
+        if kind == "message_start":
+            model = (event.get("message") or {}).get("model")
+        elif kind == "message_stop":
+            self.finished = True
+        self.started = True
+        return Relayed(
+            data=raw,
+            usage=running_usage(self._usage, event),
+            model=model if isinstance(model, str) else None,
+        )
+
+
+def _event_fields(raw: bytes) -> tuple[str | None, bytes]:
+    name: str | None = None
+    data: list[bytes] = []
+    for line in raw.splitlines():
+        if line.startswith(b"event:"):
+            name = line[6:].strip().decode(errors="replace")
+        elif line.startswith(b"data:"):
+            data.append(line[5:].removeprefix(b" "))
+    return name, b"\n".join(data)
+
+
+def _anthropic_headers(call: NativeCall, accept: str) -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept": accept}
+    for name, value in call.headers.items():
+        if name.lower().startswith("anthropic-"):
+            headers[name.lower()] = value
+    return headers
+
+
 # --- transport -------------------------------------------------------------------------
 
 
 class OllamaProvider:
-    """Adapter for one Ollama provider table; `endpoint` selects the box."""
+    """Adapter for one Ollama provider table; `endpoint` selects the box.
 
-    def __init__(self, name: str, *, timeout: float, connect_timeout: float) -> None:
+    `passthrough` is the provider's `passthrough_formats`: with "messages" in it, Anthropic
+    clients are forwarded to Ollama's /v1/messages (Ollama ≥ 0.14) instead of translated.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        timeout: float,
+        connect_timeout: float,
+        passthrough: frozenset[str] = frozenset(),
+    ) -> None:
         self.name = name
         self._clients = UpstreamClients(timeout=timeout, connect_timeout=connect_timeout)
+        self._passthrough = passthrough
+
+    def speaks(self, wire: str, model: str) -> bool:
+        """Anthropic's Messages API, when this Ollama is configured to serve it."""
+        return wire == "messages" and wire in self._passthrough
+
+    async def native(self, endpoint: str, call: NativeCall) -> ChatResponse:
+        """POST /v1/messages with the client's body; Ollama's Anthropic message back."""
+        where = f"ollama {endpoint}"
+        body = {**call.body, "stream": False} if call.body.get("stream") else call.body
+        raw, _ = await post_json(
+            self._clients.get(endpoint),
+            "/v1/messages",
+            body,
+            headers=_anthropic_headers(call, "application/json"),
+            where=where,
+            on_error=ollama_error,
+        )
+        data = loads(raw, where)
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise UpstreamError(502, f"{where}: /v1/messages answer is not an Anthropic message")
+        return ChatResponse(body=data, usage=usage_from_anthropic(data.get("usage")), raw=raw)
+
+    async def native_stream(self, endpoint: str, call: NativeCall) -> AsyncIterator[Relayed]:
+        """POST /v1/messages streamed; each SSE event relayed byte for byte."""
+        where = f"ollama {endpoint}"
+        body = call.body if call.body.get("stream") is True else {**call.body, "stream": True}
+        relay = MessagesRelay(where)
+        try:
+            async with (
+                open_stream(
+                    self._clients.get(endpoint),
+                    "/v1/messages",
+                    body,
+                    headers=_anthropic_headers(call, "text/event-stream"),
+                    where=where,
+                    on_error=ollama_error,
+                ) as response,
+                aclosing(sse_events(response, where)) as events,
+            ):
+                async for raw in events:
+                    yield relay.feed(raw)
+                    if relay.finished:
+                        return
+        except UpstreamError as exc:
+            exc.mid_stream = relay.started
+            raise
+        raise UpstreamError(
+            502, f"{where}: stream ended before message_stop", mid_stream=relay.started
+        )
 
     async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
         model = body["model"]

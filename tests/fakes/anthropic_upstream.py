@@ -1,22 +1,30 @@
 """A fake Anthropic Messages API as a raw ASGI app, shaped like
 shared/reference/PROVIDER_WIRE_FORMATS.md §2.
 
-Routes: ``POST /v1/messages`` (JSON, or SSE events when ``stream`` is true) and
-``GET /v1/models`` (paged by ``limit``/``after_id``). What each message request gets is
-decided by ``fake.script``; prompt-cache reads and writes come from a ``PromptCache``.
+Routes: ``POST /v1/messages`` (JSON, or SSE events when ``stream`` is true),
+``POST /v1/messages/count_tokens`` and ``GET /v1/models`` (paged by ``limit``/``after_id``).
+What each message request gets is decided by ``fake.script``; prompt-cache reads and writes
+come from a ``PromptCache``; a request with ``thinking`` on gets a signed thinking block first
+(``Thinking``), and a thinking block sent back with a signature this fake never issued is
+refused, as the real API refuses a re-serialised one.
 
 Quirks reproduced: ``max_tokens`` and ``anthropic-version`` are required, ``system`` is not a
 role, a ``ping`` follows ``message_start`` and sits between tool-argument deltas, the first
 ``input_json_delta`` is empty, ``message_delta.usage.output_tokens`` is cumulative (and repeats
 the input counts), errors are ``{"type":"error","error":{…},"request_id"}``, 529 is
-``overloaded_error``, and a stream can fail after its 200 with ``event: error``.
+``overloaded_error``, and a stream can fail after its 200 with ``event: error``. A ``system``
+message is refused first in ``messages`` but accepted later in the conversation (Claude Code
+sends one there, shared/reference/CODING_AGENTS.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
-from dataclasses import dataclass
+import os
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -79,9 +87,37 @@ class PromptCache:
     creation_tokens: int = 0
 
 
-def make_anthropic_app(fake: FakeState, cache: PromptCache | None = None) -> ASGIApp:
+@dataclass
+class Thinking:
+    """The thinking block a reply opens with when the request has ``thinking`` on.
+
+    ``text`` is what ``thinking_delta`` carries (nothing when the request asks for
+    ``display: "omitted"``). ``signatures`` are the ones issued, oldest first: a later request
+    whose assistant thinking block carries any other signature gets the real API's 400.
+    """
+
+    text: str = "The user wants a short answer; I will give it."
+    signatures: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def sign(self) -> str:
+        # Opaque like the real ones: base64 of bytes the client can only hand back unchanged.
+        signature = "Eu" + base64.b64encode(os.urandom(96)).decode()
+        with self._lock:
+            self.signatures.append(signature)
+        return signature
+
+    def issued(self, signature: object) -> bool:
+        with self._lock:
+            return signature in self.signatures
+
+
+def make_anthropic_app(
+    fake: FakeState, cache: PromptCache | None = None, thinking: Thinking | None = None
+) -> ASGIApp:
     """An ASGI app that answers like api.anthropic.com, driven by ``fake``."""
     prompt_cache = cache if cache is not None else PromptCache()
+    signer = thinking if thinking is not None else Thinking()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,7 +131,9 @@ def make_anthropic_app(fake: FakeState, cache: PromptCache | None = None) -> ASG
         if not await _authorised(fake, scope, send):
             return
         if method == "POST" and path == "/v1/messages":
-            await _inference(fake, prompt_cache, scope, send, payload)
+            await _inference(fake, _Answer(prompt_cache, signer), scope, send, payload)
+        elif method == "POST" and path == "/v1/messages/count_tokens":
+            await _count_tokens(scope, send, payload)
         elif method == "GET" and path == "/v1/models":
             await asgi.send_json(send, 200, _models_page(fake, asgi.query_params(scope)))
         else:
@@ -158,19 +196,22 @@ def _models_page(fake: FakeState, query: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _invalid(payload: Any) -> str | None:
-    """The message of the 400 the real API would send for this body, if any."""
+def _invalid(payload: Any, signer: Thinking | None = None) -> str | None:
+    """The message of the 400 the real API would send for this body, if any (``signer``:
+    a message request, whose thinking signatures are checked; count_tokens passes none)."""
     if not isinstance(payload, dict):
         return "Input should be a valid dictionary"
     if not isinstance(payload.get("model"), str):
         return "model: Field required"
-    if not isinstance(payload.get("max_tokens"), int):
+    if signer is not None and not isinstance(payload.get("max_tokens"), int):
         return "max_tokens: Field required"
     messages = payload.get("messages")
     if not isinstance(messages, list):
         return "messages: Field required"
     for index, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
+        if role == "system" and index > 0:
+            continue
         if role not in ("user", "assistant"):
             return (
                 f'messages.{index}.role: Input should be "user" or "assistant"'
@@ -185,9 +226,24 @@ def _invalid(payload: Any) -> str | None:
                 f"blocks: {unanswered}. Each `tool_result` block must have a corresponding "
                 "`tool_use` block in the previous message."
             )
+        forged = _forged_signature(message, signer) if signer is not None else None
+        if forged is not None:
+            return f"messages.{index}.content.{forged}: Invalid `signature` in `thinking` block"
     temperature = payload.get("temperature")
     if isinstance(temperature, int | float) and not 0 <= temperature <= 1:
         return "temperature: Input should be less than or equal to 1"
+    return None
+
+
+def _forged_signature(message: dict[str, Any], signer: Thinking) -> int | None:
+    """The index of an assistant thinking block whose signature this fake did not issue."""
+    blocks = message.get("content")
+    if message.get("role") != "assistant" or not isinstance(blocks, list):
+        return None
+    for position, block in enumerate(blocks):
+        thought = isinstance(block, dict) and block.get("type") == "thinking"
+        if thought and not signer.issued(block.get("signature")):
+            return position
     return None
 
 
@@ -198,21 +254,53 @@ def _tool_results_without_a_call(messages: list[Any], index: int) -> str | None:
     results = [b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"]
     if not results:
         return None
-    previous = messages[index - 1].get("content") if index > 0 else None
+    previous = _previous_turn(messages, index)
     calls = {b.get("id") for b in previous if b.get("type") == "tool_use"} if previous else set()
     missing = [r for r in results if r not in calls]
     return missing[0] if missing else None
 
 
-async def _inference(
-    fake: FakeState, cache: PromptCache, scope: Scope, send: Send, payload: Any
-) -> None:
+def _previous_turn(messages: list[Any], index: int) -> Any:
+    """The content of the user/assistant message before ``index`` (system messages aside)."""
+    for message in reversed(messages[:index]):
+        if isinstance(message, dict) and message.get("role") != "system":
+            return message.get("content")
+    return None
+
+
+@dataclass
+class _Answer:
+    """What shapes every answer beyond the script: cache usage and thinking signatures."""
+
+    cache: PromptCache
+    signer: Thinking
+
+
+async def _count_tokens(scope: Scope, send: Send, payload: Any) -> None:
     if asgi.header(scope, b"anthropic-version") is None:
         await _send_error(
             send, 400, "invalid_request_error", "anthropic-version: header is required"
         )
         return
     problem = _invalid(payload)
+    if problem is not None:
+        await _send_error(send, 400, "invalid_request_error", problem)
+        return
+    tools = payload.get("tools")
+    tool_words = len(orjson.dumps(tools).split()) if isinstance(tools, list) else 0
+    count = _prompt_tokens(payload, None) + tool_words
+    await asgi.send_json(send, 200, {"input_tokens": count})
+
+
+async def _inference(
+    fake: FakeState, answer: _Answer, scope: Scope, send: Send, payload: Any
+) -> None:
+    if asgi.header(scope, b"anthropic-version") is None:
+        await _send_error(
+            send, 400, "invalid_request_error", "anthropic-version: header is required"
+        )
+        return
+    problem = _invalid(payload, answer.signer)
     if problem is not None:
         await _send_error(send, 400, "invalid_request_error", problem)
         return
@@ -229,9 +317,9 @@ async def _inference(
         if isinstance(reply, ErrorReply):
             await _send_reply_error(send, reply)
         elif payload.get("stream") is True:
-            await _stream(send, payload, model, reply, cache)
+            await _stream(send, payload, model, reply, answer)
         else:
-            await _complete(send, payload, model, reply, cache)
+            await _complete(send, payload, model, reply, answer)
     finally:
         fake.request_finished()
 
@@ -364,23 +452,44 @@ def _message(
     }
 
 
+def _thinking_block(payload: dict[str, Any], signer: Thinking) -> dict[str, Any] | None:
+    """The signed thinking block that opens the answer, when the request turned thinking on."""
+    thinking = payload.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return None
+    text = "" if thinking.get("display") == "omitted" else signer.text
+    return {"type": "thinking", "thinking": text, "signature": signer.sign()}
+
+
+def _thinking_tokens(block: dict[str, Any] | None, explicit: int | None) -> int:
+    # Thinking is billed as output; an explicit completion count in the reply already says all.
+    if block is None or explicit is not None:
+        return 0
+    return 8 + len(content.text_pieces(block["thinking"]))
+
+
 async def _complete(
-    send: Send, payload: dict[str, Any], model: str, reply: Reply, cache: PromptCache
+    send: Send, payload: dict[str, Any], model: str, reply: Reply, answer: _Answer
 ) -> None:
     if isinstance(reply, MidStreamError):
         await _send_error(send, 500, "api_error", ERROR_MESSAGES[500])
         return
+    thought = _thinking_block(payload, answer.signer)
+    opening = [thought] if thought is not None else []
     if isinstance(reply, ToolCallReply):
         blocks = _tool_blocks(reply)
         prompt = _prompt_tokens(payload, reply.prompt_tokens)
-        usage = _usage(prompt, _tool_completion(reply, blocks), cache)
-        body = _message(model, blocks, "tool_use", None, usage)
+        completion = _tool_completion(reply, blocks)
+        completion += _thinking_tokens(thought, reply.completion_tokens)
+        usage = _usage(prompt, completion, answer.cache)
+        body = _message(model, [*opening, *blocks], "tool_use", None, usage)
     else:
         assert isinstance(reply, TextReply | CutStream)  # Delay and ErrorReply were handled
         text_reply = reply if isinstance(reply, TextReply) else TextReply(text=reply.text)
         plan = _text_plan(text_reply, payload)
-        text_blocks = [{"type": "text", "text": "".join(plan.pieces)}]
-        usage = _usage(plan.prompt, plan.completion, cache)
+        text_blocks = [*opening, {"type": "text", "text": "".join(plan.pieces)}]
+        completion = plan.completion + _thinking_tokens(thought, text_reply.completion_tokens)
+        usage = _usage(plan.prompt, completion, answer.cache)
         body = _message(model, text_blocks, plan.stop_reason, plan.stop_sequence, usage)
     raw = orjson.dumps(body)
     if isinstance(reply, CutStream):
@@ -436,9 +545,19 @@ def _block_stop(index: int) -> bytes:
     return event("content_block_stop", {"type": "content_block_stop", "index": index})
 
 
-def _tool_stream(blocks: list[dict[str, Any]]) -> list[bytes]:
+def _thinking_stream(block: dict[str, Any]) -> list[bytes]:
+    """Index 0: the thinking text in pieces (none when omitted), then the signature whole."""
+    events = [_block_start(0, {"type": "thinking", "thinking": "", "signature": ""})]
+    for piece in content.text_pieces(block["thinking"]):
+        events.append(_block_delta(0, {"type": "thinking_delta", "thinking": piece}))
+    events.append(_block_delta(0, {"type": "signature_delta", "signature": block["signature"]}))
+    events.append(_block_stop(0))
+    return events
+
+
+def _tool_stream(blocks: list[dict[str, Any]], first_index: int = 0) -> list[bytes]:
     events: list[bytes] = []
-    for index, block in enumerate(blocks):
+    for index, block in enumerate(blocks, start=first_index):
         events.append(_block_start(index, {**block, "input": {}}))
         events.append(_block_delta(index, {"type": "input_json_delta", "partial_json": ""}))
         events.append(PING)
@@ -449,20 +568,26 @@ def _tool_stream(blocks: list[dict[str, Any]]) -> list[bytes]:
 
 
 async def _stream(
-    send: Send, payload: dict[str, Any], model: str, reply: Reply, cache: PromptCache
+    send: Send, payload: dict[str, Any], model: str, reply: Reply, answer: _Answer
 ) -> None:
     await asgi.start_stream(send, asgi.SSE, [(b"request-id", _request_id().encode())])
+    thought = _thinking_block(payload, answer.signer)
+    opening = _thinking_stream(thought) if thought is not None else []
+    first = 1 if thought is not None else 0  # the answer follows the thinking block
     if isinstance(reply, ToolCallReply):
         blocks = _tool_blocks(reply)
         prompt = _prompt_tokens(payload, reply.prompt_tokens)
-        usage = _usage(prompt, _tool_completion(reply, blocks), cache)
-        events = [_message_start(model, usage), PING, *_tool_stream(blocks)]
+        completion = _tool_completion(reply, blocks)
+        completion += _thinking_tokens(thought, reply.completion_tokens)
+        usage = _usage(prompt, completion, answer.cache)
+        events = [_message_start(model, usage), PING, *opening, *_tool_stream(blocks, first)]
         events.extend(_message_end("tool_use", None, usage))
         for item in events:
             await asgi.stream_part(send, item)
         await asgi.end_stream(send)
         return
 
+    explicit: int | None = None
     if isinstance(reply, CutStream | MidStreamError):
         pieces = content.text_pieces(reply.text)[: reply.after_chunks]
         prompt = _prompt_tokens(payload, None)
@@ -472,15 +597,19 @@ async def _stream(
         assert isinstance(reply, TextReply)
         plan = _text_plan(reply, payload)
         delay = reply.chunk_delay
+        explicit = reply.completion_tokens
 
-    usage = _usage(plan.prompt, plan.completion, cache)
+    completion = plan.completion + _thinking_tokens(thought, explicit)
+    usage = _usage(plan.prompt, completion, answer.cache)
     await asgi.stream_part(send, _message_start(model, usage))
     await asgi.stream_part(send, PING)
-    await asgi.stream_part(send, _block_start(0, {"type": "text", "text": ""}))
+    for item in opening:
+        await asgi.stream_part(send, item)
+    await asgi.stream_part(send, _block_start(first, {"type": "text", "text": ""}))
     for piece in plan.pieces:
         if delay:
             await asyncio.sleep(delay)
-        await asgi.stream_part(send, _block_delta(0, {"type": "text_delta", "text": piece}))
+        await asgi.stream_part(send, _block_delta(first, {"type": "text_delta", "text": piece}))
 
     if isinstance(reply, CutStream):
         raise asgi.DropConnection
@@ -491,7 +620,7 @@ async def _stream(
         await asgi.stream_part(send, event("error", error))
         await asgi.end_stream(send)
         return
-    await asgi.stream_part(send, _block_stop(0))
+    await asgi.stream_part(send, _block_stop(first))
     for item in _message_end(plan.stop_reason, plan.stop_sequence, usage):
         await asgi.stream_part(send, item)
     await asgi.end_stream(send)

@@ -6,6 +6,16 @@ binary AWS event stream: CRC32-framed messages, random ``p`` padding, no ``conte
 for text, ``metadata`` after ``messageStop``), and ``HEAD``/``GET /`` (what an unauthenticated
 probe sees: a 404). The model id arrives percent-encoded (``…-v1%3A0``) and is decoded here.
 
+For Claude model ids, ``POST /model/{modelId}/invoke`` and ``…/invoke-with-response-stream``
+take Anthropic's Messages body the Bedrock way (``anthropic_version: "bedrock-2023-05-31"``
+and ``anthropic_beta`` in the body; ``model`` and ``stream`` refused as extraneous keys; a
+beta flag Bedrock does not know refused with "invalid beta flag") and answer in Anthropic's
+shapes: a message, or ``chunk`` frames whose ``bytes`` (base64) each hold one Anthropic stream
+event, the last (``message_stop``) carrying ``amazon-bedrock-invocationMetrics``. Prompt-cache
+reads and writes come from a ``PromptCache``, on every route. A Converse request that enables
+Claude's thinking (``additionalModelRequestFields.thinking``) gets a ``reasoningContent``
+block before the text.
+
 Every inference request must be SigV4-signed for the service ``bedrock``
 (``AWS4-HMAC-SHA256 Credential=…/bedrock/aws4_request``) or carry ``Bearer <fake.api_key>``.
 Given ``secret_keys`` (access key id → secret), the fake recomputes the signature with botocore
@@ -18,7 +28,9 @@ id is part of the contract.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
+import re
 import string
 import struct
 import zlib
@@ -28,6 +40,7 @@ from urllib.parse import unquote
 import orjson
 
 from tests.fakes import asgi, content
+from tests.fakes.anthropic_upstream import PromptCache
 from tests.fakes.asgi import ASGIApp, Receive, Scope, Send
 from tests.fakes.behaviour import (
     CutStream,
@@ -66,10 +79,16 @@ _ERRORS: dict[int, tuple[str, str]] = {
     503: ("ServiceUnavailableException", "Bedrock is unable to process your request."),
 }
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter": "content_filtered"}
+_OPERATIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream")
 
 
-def make_bedrock_app(fake: FakeState, secret_keys: dict[str, str] | None = None) -> ASGIApp:
+def make_bedrock_app(
+    fake: FakeState,
+    secret_keys: dict[str, str] | None = None,
+    cache: PromptCache | None = None,
+) -> ASGIApp:
     """An ASGI app that answers like ``bedrock-runtime.{region}.amazonaws.com``."""
+    prompt_cache = cache if cache is not None else PromptCache()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,14 +103,18 @@ def make_bedrock_app(fake: FakeState, secret_keys: dict[str, str] | None = None)
         parts = raw_path.split("/")
         if method == "POST" and len(parts) == 4 and parts[1] == "model":
             operation = parts[3]
-            if operation not in ("converse", "converse-stream"):
+            if operation not in _OPERATIONS:
                 await _send_error(send, 404, "UnknownOperationException", None)
                 return
             refusal = _check_auth(fake, secret_keys, scope, raw_path, body)
             if refusal is not None:
                 await _send_error(send, 403, refusal[0], refusal[1])
                 return
-            await _inference(fake, send, payload, unquote(parts[2]), operation.endswith("stream"))
+            model, stream = unquote(parts[2]), operation.endswith("stream")
+            if operation.startswith("invoke"):
+                await _invoke(fake, prompt_cache, send, payload, model, stream)
+            else:
+                await _inference(fake, prompt_cache, send, payload, model, stream)
         elif method in ("GET", "HEAD") and raw_path == "/":
             extra = asgi.encode_headers({"x-amzn-errortype": "UnknownOperationException" + _CORAL})
             await asgi.send_body(send, 404, b"" if method == "HEAD" else b"{}", asgi.JSON, extra)
@@ -221,7 +244,9 @@ async def _send_reply_error(send: Send, reply: ErrorReply) -> None:
         await asgi.send_json(send, reply.status, body, extra)
 
 
-async def _inference(fake: FakeState, send: Send, payload: Any, model: str, stream: bool) -> None:
+async def _inference(
+    fake: FakeState, cache: PromptCache, send: Send, payload: Any, model: str, stream: bool
+) -> None:
     if fake.models and model not in fake.models:
         await _send_error(
             send, 400, "ValidationException", "The provided model identifier is invalid."
@@ -241,10 +266,10 @@ async def _inference(fake: FakeState, send: Send, payload: Any, model: str, stre
         elif isinstance(reply, CutStream | MidStreamError):
             await _broken(send, stream, reply)
         elif isinstance(reply, ToolCallReply):
-            await _tool_calls(send, stream, payload, reply)
+            await _tool_calls(send, stream, payload, reply, cache)
         else:
             assert isinstance(reply, TextReply)
-            await _text(send, stream, payload, reply)
+            await _text(send, stream, payload, reply, cache)
     finally:
         fake.request_finished()
 
@@ -253,11 +278,20 @@ def _prompt_tokens(payload: dict[str, Any], given: int | None) -> int:
     return given if given is not None else content.estimate_prompt_tokens(payload["messages"])
 
 
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
+def _cache_split(prompt: int, cache: PromptCache) -> tuple[int, int, int]:
+    """(uncached input, cache reads, cache writes), carved out of the whole prompt."""
+    read = min(cache.read_tokens, prompt)
+    write = min(cache.creation_tokens, prompt - read)
+    return prompt - read - write, read, write
+
+
+def _usage(prompt: int, completion: int, cache: PromptCache | None = None) -> dict[str, Any]:
+    # Converse's inputTokens leave the cached part out, as Anthropic's input_tokens do.
+    uncached, read, write = _cache_split(prompt, cache or PromptCache())
     return {
-        "cacheReadInputTokens": 0,
-        "cacheWriteInputTokens": 0,
-        "inputTokens": prompt,
+        "cacheReadInputTokens": read,
+        "cacheWriteInputTokens": write,
+        "inputTokens": uncached,
         "outputTokens": completion,
         "serverToolUsage": {},
         "totalTokens": prompt + completion,
@@ -273,7 +307,19 @@ def _converse_body(blocks: list[dict[str, Any]], stop: str, usage: dict[str, Any
     }
 
 
-async def _text(send: Send, stream: bool, payload: dict[str, Any], reply: TextReply) -> None:
+# What a Claude model "thinks" when the request enables thinking, and its opaque signature.
+THINKING_TEXT = "The user wants a short answer."
+THINKING_SIGNATURE = "EqQBCkYIBxgCKkBZ0vS9ZHBf"
+
+
+def _thinks(payload: dict[str, Any]) -> bool:
+    thinking = (payload.get("additionalModelRequestFields") or {}).get("thinking") or {}
+    return isinstance(thinking, dict) and thinking.get("type") == "enabled"
+
+
+async def _text(
+    send: Send, stream: bool, payload: dict[str, Any], reply: TextReply, cache: PromptCache
+) -> None:
     pieces = content.text_pieces(reply.text)
     stop = _STOP_REASONS.get(reply.finish_reason, "end_turn")
     limit = (payload.get("inferenceConfig") or {}).get("maxTokens")
@@ -281,18 +327,31 @@ async def _text(send: Send, stream: bool, payload: dict[str, Any], reply: TextRe
         pieces, stop = pieces[:limit], "max_tokens"
     prompt = _prompt_tokens(payload, reply.prompt_tokens)
     completion = reply.completion_tokens if reply.completion_tokens is not None else len(pieces)
-    usage = _usage(prompt, completion)
+    usage = _usage(prompt, completion, cache)
+    thinks = _thinks(payload)
     if not stream:
-        body = _converse_body([{"text": "".join(pieces)}], stop, usage)
-        await asgi.send_json(send, 200, body)
+        blocks: list[dict[str, Any]] = [{"text": "".join(pieces)}]
+        if thinks:
+            reasoning = {"reasoningText": {"text": THINKING_TEXT, "signature": THINKING_SIGNATURE}}
+            blocks.insert(0, {"reasoningContent": reasoning})
+        await asgi.send_json(send, 200, _converse_body(blocks, stop, usage))
         return
     await _start(send)
     await _event(send, "messageStart", {"role": "assistant"})
+    index = 0
+    if thinks:
+        # Reasoning arrives as its own block first: text deltas, then the signature.
+        for delta in ({"text": THINKING_TEXT}, {"signature": THINKING_SIGNATURE}):
+            body = {"contentBlockIndex": 0, "delta": {"reasoningContent": delta}}
+            await _event(send, "contentBlockDelta", body)
+        await _event(send, "contentBlockStop", {"contentBlockIndex": 0})
+        index = 1
     for piece in pieces:
         if reply.chunk_delay:
             await asyncio.sleep(reply.chunk_delay)
-        await _event(send, "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
-    await _event(send, "contentBlockStop", {"contentBlockIndex": 0})
+        text_delta = {"contentBlockIndex": index, "delta": {"text": piece}}
+        await _event(send, "contentBlockDelta", text_delta)
+    await _event(send, "contentBlockStop", {"contentBlockIndex": index})
     await _finish(send, stop, usage)
 
 
@@ -301,7 +360,7 @@ def _tool_use_id(given: str | None) -> str:
 
 
 async def _tool_calls(
-    send: Send, stream: bool, payload: dict[str, Any], reply: ToolCallReply
+    send: Send, stream: bool, payload: dict[str, Any], reply: ToolCallReply, cache: PromptCache
 ) -> None:
     ids = [_tool_use_id(call.id) for call in reply.calls]
     prompt = _prompt_tokens(payload, reply.prompt_tokens)
@@ -311,7 +370,7 @@ async def _tool_calls(
             3 + len(content.argument_pieces(orjson.dumps(c.arguments).decode()))
             for c in reply.calls
         )
-    usage = _usage(prompt, completion)
+    usage = _usage(prompt, completion, cache)
     if not stream:
         blocks = [
             {"toolUse": {"toolUseId": tool_id, "name": call.name, "input": call.arguments}}
@@ -391,6 +450,279 @@ def _request_id() -> str:
         _rng.getrandbits(16),
         _rng.getrandbits(48),
     )
+
+
+# --- InvokeModel for Claude: Anthropic's Messages body, Bedrock's framing ----------------
+
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# The beta flags Bedrock accepts for Claude; any other fails the request.
+KNOWN_BETAS = frozenset(
+    {
+        "computer-use-2024-10-22",
+        "computer-use-2025-01-24",
+        "token-efficient-tools-2025-02-19",
+        "interleaved-thinking-2025-05-14",
+        "output-128k-2025-02-19",
+        "dev-full-thinking-2025-05-14",
+        "context-1m-2025-08-07",
+        "context-management-2025-06-27",
+        "effort-2025-11-24",
+        "tool-search-tool-2025-10-19",
+        "tool-examples-2025-10-29",
+    }
+)
+_ANTHROPIC_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal"}
+
+
+def _malformed(problem: str) -> str:
+    return f"Malformed input request: #: {problem}, please reformat your input and try again."
+
+
+def _invoke_problem(payload: Any, model: str) -> str | None:
+    """The ValidationException message Bedrock would send for this invoke body, if any."""
+    if "anthropic." not in model and "claude" not in model:
+        return "The fake models InvokeModel for Anthropic model ids only."
+    if not isinstance(payload, dict):
+        return _malformed("expected type: JSONObject")
+    for key in ("model", "stream"):
+        if key in payload:
+            return _malformed(f"extraneous key [{key}] is not permitted")
+    if payload.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
+        return _malformed("required key [anthropic_version] not found")
+    if not isinstance(payload.get("max_tokens"), int):
+        return _malformed("required key [max_tokens] not found")
+    if not isinstance(payload.get("messages"), list):
+        return _malformed("required key [messages] not found")
+    betas = payload.get("anthropic_beta")
+    if betas is not None and (
+        not isinstance(betas, list) or any(flag not in KNOWN_BETAS for flag in betas)
+    ):
+        return "invalid beta flag"
+    return None
+
+
+def anthropic_model_name(model: str) -> str:
+    """The name Claude reports for a Bedrock id: `us.anthropic.claude-x-v1:0` → `claude-x`."""
+    name = model.rsplit("/", 1)[-1]
+    name = name.split("anthropic.", 1)[-1]
+    return re.sub(r"-v\d+(?::\d+)?$", "", name)
+
+
+def _invoke_prompt_tokens(payload: dict[str, Any], given: int | None) -> int:
+    if given is not None:
+        return given
+    system = payload.get("system")
+    words = len(system.split()) if isinstance(system, str) else 0
+    if isinstance(system, list):
+        words = sum(len(str(b.get("text", "")).split()) for b in system if isinstance(b, dict))
+    return content.estimate_prompt_tokens(payload["messages"]) + words
+
+
+def _anthropic_usage(prompt: int, completion: int, cache: PromptCache) -> dict[str, Any]:
+    uncached, read, write = _cache_split(prompt, cache)
+    return {
+        "input_tokens": uncached,
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+        "output_tokens": completion,
+    }
+
+
+def _invocation_metrics(usage: dict[str, Any]) -> dict[str, int]:
+    return {
+        "inputTokenCount": usage["input_tokens"],
+        "outputTokenCount": usage["output_tokens"],
+        "invocationLatency": _rng.randrange(300, 2000),
+        "firstByteLatency": _rng.randrange(100, 300),
+        "cacheReadInputTokenCount": usage["cache_read_input_tokens"],
+        "cacheWriteInputTokenCount": usage["cache_creation_input_tokens"],
+    }
+
+
+def _claude_message(
+    model: str, blocks: list[dict[str, Any]], stop: str | None, usage: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": "msg_bdrk_01" + content.random_alnum(22),
+        "type": "message",
+        "role": "assistant",
+        "model": anthropic_model_name(model),
+        "content": blocks,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+async def _invoke(
+    fake: FakeState, cache: PromptCache, send: Send, payload: Any, model: str, stream: bool
+) -> None:
+    if fake.models and model not in fake.models:
+        await _send_error(
+            send, 400, "ValidationException", "The provided model identifier is invalid."
+        )
+        return
+    problem = _invoke_problem(payload, model)
+    if problem is not None:
+        await _send_error(send, 400, "ValidationException", problem)
+        return
+    fake.request_started()
+    try:
+        reply: Reply = fake.script.next_for(model)
+        while isinstance(reply, Delay):
+            await asyncio.sleep(reply.seconds)
+            reply = reply.then
+        if isinstance(reply, ErrorReply):
+            await _send_reply_error(send, reply)
+        elif stream:
+            await _invoke_stream(send, payload, model, reply, cache)
+        else:
+            await _invoke_whole(send, payload, model, reply, cache)
+    finally:
+        fake.request_finished()
+
+
+def _claude_tool_blocks(reply: ToolCallReply) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "tool_use",
+            "id": call.id or "toolu_bdrk_01" + content.random_alnum(22),
+            "name": call.name,
+            "input": call.arguments,
+        }
+        for call in reply.calls
+    ]
+
+
+def _claude_plan(
+    payload: dict[str, Any], reply: Reply, cache: PromptCache
+) -> tuple[list[str], str, dict[str, Any]]:
+    """(text pieces, stop_reason, usage) for a text-like reply."""
+    text = reply.text if isinstance(reply, TextReply | CutStream | MidStreamError) else ""
+    pieces = content.text_pieces(text)
+    stop = "end_turn"
+    given_prompt: int | None = None
+    completion: int | None = None
+    if isinstance(reply, TextReply):
+        stop = _ANTHROPIC_STOP_REASONS.get(reply.finish_reason, reply.finish_reason)
+        given_prompt, completion = reply.prompt_tokens, reply.completion_tokens
+    else:
+        pieces = pieces[: getattr(reply, "after_chunks", len(pieces))]
+    if payload["max_tokens"] < len(pieces):
+        pieces, stop = pieces[: payload["max_tokens"]], "max_tokens"
+    prompt = _invoke_prompt_tokens(payload, given_prompt)
+    usage = _anthropic_usage(prompt, completion if completion is not None else len(pieces), cache)
+    return pieces, stop, usage
+
+
+async def _invoke_whole(
+    send: Send, payload: dict[str, Any], model: str, reply: Reply, cache: PromptCache
+) -> None:
+    if isinstance(reply, MidStreamError):
+        await _send_error(send, 500, "InternalServerException", reply.message)
+        return
+    if isinstance(reply, ToolCallReply):
+        blocks = _claude_tool_blocks(reply)
+        prompt = _invoke_prompt_tokens(payload, reply.prompt_tokens)
+        completion = reply.completion_tokens
+        if completion is None:
+            completion = sum(20 + len(orjson.dumps(b["input"])) // 4 for b in blocks)
+        usage = _anthropic_usage(prompt, completion, cache)
+        body = _claude_message(model, blocks, "tool_use", usage)
+    else:
+        pieces, stop, usage = _claude_plan(payload, reply, cache)
+        body = _claude_message(model, [{"type": "text", "text": "".join(pieces)}], stop, usage)
+    raw = orjson.dumps(body)
+    if isinstance(reply, CutStream):
+        await asgi.send_partial_then_drop(send, raw)  # raises DropConnection
+    extra = asgi.encode_headers(
+        {
+            "x-amzn-requestid": _request_id(),
+            "x-amzn-bedrock-input-token-count": str(usage["input_tokens"]),
+            "x-amzn-bedrock-output-token-count": str(usage["output_tokens"]),
+        }
+    )
+    await asgi.send_body(send, 200, raw, asgi.JSON, extra)
+
+
+async def _chunk(send: Send, event: dict[str, Any]) -> None:
+    """One Anthropic stream event, wrapped the Bedrock way: a `chunk` frame of base64 bytes."""
+    encoded = base64.b64encode(orjson.dumps(event)).decode()
+    await _event(send, "chunk", {"bytes": encoded})
+
+
+async def _invoke_stream(
+    send: Send, payload: dict[str, Any], model: str, reply: Reply, cache: PromptCache
+) -> None:
+    await _start(send)
+    if isinstance(reply, ToolCallReply):
+        blocks = _claude_tool_blocks(reply)
+        prompt = _invoke_prompt_tokens(payload, reply.prompt_tokens)
+        completion = reply.completion_tokens
+        if completion is None:
+            completion = sum(20 + len(orjson.dumps(b["input"])) // 4 for b in blocks)
+        usage = _anthropic_usage(prompt, completion, cache)
+        await _message_start(send, model, usage)
+        for index, block in enumerate(blocks):
+            await _chunk(send, _block_start(index, {**block, "input": {}}))
+            arguments = orjson.dumps(block["input"]).decode()
+            for piece in ["", *content.argument_pieces(arguments)]:
+                await _chunk(send, _block_delta(index, "input_json_delta", "partial_json", piece))
+            await _chunk(send, {"type": "content_block_stop", "index": index})
+        await _message_end(send, "tool_use", usage)
+        return
+    pieces, stop, usage = _claude_plan(payload, reply, cache)
+    await _message_start(send, model, usage)
+    await _chunk(send, _block_start(0, {"type": "text", "text": ""}))
+    delay = reply.chunk_delay if isinstance(reply, TextReply) else 0.0
+    for piece in pieces:
+        if delay:
+            await asyncio.sleep(delay)
+        await _chunk(send, _block_delta(0, "text_delta", "text", piece))
+    if isinstance(reply, CutStream):
+        raise asgi.DropConnection
+    if isinstance(reply, MidStreamError):
+        error = {
+            "message": "Model Stream Error",
+            "originalStatusCode": 500,
+            "originalMessage": reply.message,
+        }
+        await asgi.stream_part(send, exception_frame("modelStreamErrorException", error))
+        await asgi.end_stream(send)
+        return
+    await _chunk(send, {"type": "content_block_stop", "index": 0})
+    await _message_end(send, stop, usage)
+
+
+async def _message_start(send: Send, model: str, usage: dict[str, Any]) -> None:
+    start_usage = dict(usage, output_tokens=min(1, usage["output_tokens"]))
+    message = _claude_message(model, [], None, start_usage)
+    await _chunk(send, {"type": "message_start", "message": message})
+
+
+def _block_start(index: int, block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_start", "index": index, "content_block": block}
+
+
+def _block_delta(index: int, kind: str, field: str, value: str) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": {"type": kind, field: value}}
+
+
+async def _message_end(send: Send, stop: str, usage: dict[str, Any]) -> None:
+    # Bedrock's message_delta carries the cumulative output count only; the input side came
+    # with message_start, and the totals again in the last chunk's invocation metrics.
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": stop, "stop_sequence": None},
+        "usage": {"output_tokens": usage["output_tokens"]},
+    }
+    await _chunk(send, delta)
+    stop_event = {
+        "type": "message_stop",
+        "amazon-bedrock-invocationMetrics": _invocation_metrics(usage),
+    }
+    await _chunk(send, stop_event)
+    await asgi.end_stream(send)
 
 
 # --- the binary framing ----------------------------------------------------------------

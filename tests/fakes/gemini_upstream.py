@@ -92,8 +92,10 @@ class GeminiKnobs:
 
     ``crlf`` picks ``\\r\\n\\r\\n`` (else ``\\n\\n``) between stream events.
     ``thoughts_tokens`` are reported as ``thoughtsTokenCount`` (and add a thoughtSignature);
-    ``thought_text`` is sent first as a ``thought: true`` part. ``block_reason`` answers
-    every request with ``promptFeedback.blockReason`` and no candidates.
+    ``thought_text`` is sent first as a ``thought: true`` part, as the real API does only when
+    the request's ``generationConfig.thinkingConfig.includeThoughts`` is true.
+    ``block_reason`` answers every request with ``promptFeedback.blockReason`` and no
+    candidates.
     """
 
     crlf: bool = True
@@ -454,6 +456,14 @@ def _blocked(knobs: GeminiKnobs, payload: dict[str, Any], model: str) -> dict[st
     return body
 
 
+def _thoughts(knobs: GeminiKnobs, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The thought summary part, sent only to a request that asked for thoughts."""
+    thinking = (payload.get("generationConfig") or {}).get("thinkingConfig") or {}
+    if not knobs.thought_text or thinking.get("includeThoughts") is not True:
+        return []
+    return [{"text": knobs.thought_text, "thought": True}]
+
+
 async def _generate(
     knobs: GeminiKnobs, send: Send, payload: dict[str, Any], model: str, reply: Reply
 ) -> None:
@@ -464,7 +474,7 @@ async def _generate(
     if isinstance(reply, MidStreamError):
         await asgi.send_json(send, 500, default_error(500, model))
         return
-    thought = [{"text": knobs.thought_text, "thought": True}] if knobs.thought_text else []
+    thought = _thoughts(knobs, payload)
     if isinstance(reply, ToolCallReply):
         prompt, completion = _tool_plan(reply, payload)
         parts, finish = thought + _call_parts(reply, knobs), "STOP"
@@ -535,8 +545,8 @@ async def _stream(
     def event(parts: list[dict[str, Any]], finish: str | None, usage: dict[str, Any]) -> Any:
         return _response(model, response_id, _candidates(count, parts, finish), usage)
 
-    if knobs.thought_text:
-        thought = [{"text": knobs.thought_text, "thought": True}]
+    thought = _thoughts(knobs, payload)
+    if thought:
         await writer.event(event(thought, None, _usage(prompt_tokens(payload), 0, knobs)))
 
     if isinstance(reply, ToolCallReply):

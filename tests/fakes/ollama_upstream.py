@@ -2,7 +2,10 @@
 shared/reference/PROVIDER_WIRE_FORMATS.md §4.
 
 Routes: ``POST /api/chat`` (NDJSON stream by default), ``POST /api/embed``, ``GET /api/tags``,
-``GET /api/ps``, ``GET /api/version`` and ``GET /`` ("Ollama is running").
+``GET /api/ps``, ``GET /api/version``, ``GET /`` ("Ollama is running"), and ``POST /v1/messages``,
+the Anthropic compatibility layer of Ollama ≥ 0.14 (``middleware/anthropic.go``): Anthropic's
+message or its SSE events, usage as ``input_tokens``/``output_tokens`` only (no prompt cache),
+no ``ping``, each tool call sent whole, errors as ``{"type":"error","error":{…},"request_id"}``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def make_ollama_app(fake: FakeState) -> ASGIApp:
             await _inference(fake, send, payload, _chat)
         elif method == "POST" and path == "/api/embed":
             await _inference(fake, send, payload, _embed)
+        elif method == "POST" and path == "/v1/messages":
+            await _messages_inference(fake, send, payload)
         elif method == "GET" and path == "/api/tags":
             await asgi.send_json(send, 200, {"models": [_model_entry(m) for m in fake.models]})
         elif method == "GET" and path == "/api/ps":
@@ -318,3 +323,211 @@ async def _embed(
         "prompt_eval_count": tokens,
     }
     await asgi.send_json(send, 200, body)
+
+
+# --- /v1/messages: Ollama's Anthropic compatibility layer (middleware/anthropic.go) --------
+
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+_ANTHROPIC_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+
+
+def _anthropic_error(status: int, message: str) -> dict[str, Any]:
+    """anthropic.NewError: the type follows the status, a request id is made up."""
+    return {
+        "type": "error",
+        "error": {"type": _ANTHROPIC_ERROR_TYPES.get(status, "api_error"), "message": message},
+        "request_id": "req_" + hashlib.sha256(_now().encode()).hexdigest()[:24],
+    }
+
+
+async def _send_anthropic_error(send: Send, status: int, message: str) -> None:
+    # Go's json.Encoder ends the body with a newline.
+    body = orjson.dumps(_anthropic_error(status, message)) + b"\n"
+    await asgi.send_body(send, status, body, asgi.JSON)
+
+
+async def _messages_inference(fake: FakeState, send: Send, payload: Any) -> None:
+    """POST /v1/messages: the same model checks and script as /api/chat, Anthropic's shapes."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
+        await _send_anthropic_error(send, 400, "invalid request: messages are required")
+        return
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        await _send_anthropic_error(send, 400, "model is required")
+        return
+    if not _knows(fake, model):
+        await _send_anthropic_error(send, 404, _error_body(404, model)["error"])
+        return
+    fake.request_started()
+    try:
+        reply = fake.script.next_for(model)
+        while isinstance(reply, Delay):
+            await asyncio.sleep(reply.seconds)
+            reply = reply.then
+        if isinstance(reply, ErrorReply):
+            if isinstance(reply.body, str):
+                await asgi.send_text(send, reply.status, reply.body)
+            else:
+                message = _error_body(reply.status, model)["error"]
+                body = (
+                    reply.body
+                    if reply.body is not None
+                    else _anthropic_error(reply.status, message)
+                )
+                await asgi.send_json(send, reply.status, body, asgi.encode_headers(reply.headers))
+        elif payload.get("stream") is True:
+            await _messages_stream(send, payload, model, reply)
+        else:
+            await _messages_whole(send, payload, model, reply)
+    finally:
+        fake.request_finished()
+
+
+def _message_id() -> str:
+    return "msg_" + hashlib.sha256(_now().encode()).hexdigest()[:24]
+
+
+def _messages_plan(
+    payload: dict[str, Any], reply: Reply
+) -> tuple[list[str], list[dict[str, Any]], str, int, int]:
+    """(text pieces, tool_use blocks, stop_reason, input tokens, output tokens)."""
+    prompt = content.estimate_prompt_tokens(payload["messages"])
+    system = payload.get("system")
+    if isinstance(system, str):
+        prompt += len(system.split())
+    elif isinstance(system, list):
+        prompt += sum(len(str(b.get("text", "")).split()) for b in system if isinstance(b, dict))
+    if isinstance(reply, ToolCallReply):
+        blocks = [
+            {
+                "type": "tool_use",
+                "id": call.id or f"call_{hashlib.sha256(call.name.encode()).hexdigest()[:8]}",
+                "name": call.name,
+                "input": call.arguments,
+            }
+            for call in reply.calls
+        ]
+        completion = reply.completion_tokens
+        if completion is None:
+            completion = sum(3 + len(orjson.dumps(b["input"])) // 4 for b in blocks)
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else prompt
+        return [], blocks, "tool_use", prompt, completion
+    if isinstance(reply, TextReply):
+        pieces = content.text_pieces(reply.text)
+        stop = _ANTHROPIC_STOP_REASONS.get(reply.finish_reason, "end_turn")
+        limit = payload.get("max_tokens")
+        if isinstance(limit, int) and 0 < limit < len(pieces):
+            pieces, stop = pieces[:limit], "max_tokens"
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else prompt
+        completion = reply.completion_tokens
+        return pieces, [], stop, prompt, completion if completion is not None else len(pieces)
+    assert isinstance(reply, CutStream | MidStreamError)
+    pieces = content.text_pieces(reply.text)[: reply.after_chunks]
+    return pieces, [], "end_turn", prompt, len(pieces)
+
+
+async def _messages_whole(send: Send, payload: dict[str, Any], model: str, reply: Reply) -> None:
+    if isinstance(reply, MidStreamError):
+        await _send_anthropic_error(send, 500, reply.message)
+        return
+    pieces, blocks, stop, prompt, completion = _messages_plan(payload, reply)
+    text = [{"type": "text", "text": "".join(pieces)}] if pieces else []
+    # ToMessagesResponse: Go struct order, stop_sequence omitted when empty.
+    body = {
+        "id": _message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": text + blocks,
+        "stop_reason": stop,
+        "usage": {"input_tokens": prompt, "output_tokens": completion},
+    }
+    raw = orjson.dumps(body) + b"\n"
+    if isinstance(reply, CutStream):
+        await asgi.send_partial_then_drop(send, raw)  # raises DropConnection
+    await asgi.send_body(send, 200, raw, asgi.JSON)
+
+
+def sse(name: str, data: dict[str, Any]) -> bytes:
+    """One event as Ollama's writeSSE frames it."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _messages_stream(send: Send, payload: dict[str, Any], model: str, reply: Reply) -> None:
+    pieces, blocks, stop, prompt, completion = _messages_plan(payload, reply)
+    await asgi.start_stream(send, b"text/event-stream")
+    message = {
+        "id": _message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "usage": {"input_tokens": prompt, "output_tokens": 0},
+    }
+    await asgi.stream_part(
+        send, sse("message_start", {"type": "message_start", "message": message})
+    )
+    index = 0
+    if pieces:
+        start = {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }
+        await asgi.stream_part(send, sse("content_block_start", start))
+        delay = reply.chunk_delay if isinstance(reply, TextReply) else 0.0
+        for piece in pieces:
+            if delay:
+                await asyncio.sleep(delay)
+            delta = {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": piece},
+            }
+            await asgi.stream_part(send, sse("content_block_delta", delta))
+        if isinstance(reply, CutStream):
+            raise asgi.DropConnection
+        if isinstance(reply, MidStreamError):
+            error = {"type": "error", "error": {"type": "api_error", "message": reply.message}}
+            await asgi.stream_part(send, sse("error", error))
+            await asgi.end_stream(send)
+            return
+        stop_event = {"type": "content_block_stop", "index": 0}
+        await asgi.stream_part(send, sse("content_block_stop", stop_event))
+        index = 1
+    for offset, block in enumerate(blocks):
+        # The converter sends each tool call whole: start, one input_json_delta, stop.
+        at = index + offset
+        start = {
+            "type": "content_block_start",
+            "index": at,
+            "content_block": {**block, "input": {}},
+        }
+        await asgi.stream_part(send, sse("content_block_start", start))
+        delta = {
+            "type": "content_block_delta",
+            "index": at,
+            "delta": {
+                "type": "input_json_delta",
+                "partial_json": orjson.dumps(block["input"]).decode(),
+            },
+        }
+        await asgi.stream_part(send, sse("content_block_delta", delta))
+        stop_block = {"type": "content_block_stop", "index": at}
+        await asgi.stream_part(send, sse("content_block_stop", stop_block))
+    end = {
+        "type": "message_delta",
+        "delta": {"stop_reason": stop},
+        "usage": {"input_tokens": prompt, "output_tokens": completion},
+    }
+    await asgi.stream_part(send, sse("message_delta", end))
+    await asgi.stream_part(send, sse("message_stop", {"type": "message_stop"}))
+    await asgi.end_stream(send)

@@ -1,6 +1,8 @@
 """A Bedrock provider through the real stack: the official openai SDK talks to Omen, Omen signs
 with SigV4 (test credentials from the environment, never a real AWS config) and talks to the
-fake Bedrock runtime, which checks every signature; what it spent lands in the SQLite store."""
+fake Bedrock runtime, which checks every signature; what it spent lands in the SQLite store.
+What a coding agent's request means must reach Converse too: cache breakpoints, thinking,
+system messages from mid-conversation, structured output."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import anthropic
 import openai
 import pytest
 
@@ -15,6 +18,7 @@ from tests.fakes import (
     ErrorReply,
     FakeState,
     MidStreamError,
+    PromptCache,
     RunningFake,
     TextReply,
     ToolCall,
@@ -22,11 +26,13 @@ from tests.fakes import (
     make_openai_app,
     run_fake,
 )
-from tests.fakes.bedrock_upstream import make_bedrock_app
-from tests.integration.conftest import UPSTREAM_KEY, Omen, wait_for_rows
+from tests.fakes.bedrock_upstream import THINKING_TEXT, make_bedrock_app
+from tests.integration.conftest import APP_KEY, UPSTREAM_KEY, Omen, wait_for_rows
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 CONVERSE = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+SONNET = "us.anthropic.claude-sonnet-4-20250514-v1:0"  # thinks, unlike Claude 3 Haiku
+SONNET_PATH = "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0"
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 INPUT_PER_1K = 0.00025
@@ -81,13 +87,15 @@ def only_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 class Bedrock:
     fake: FakeState
     server: RunningFake
+    cache: PromptCache
 
 
 @pytest.fixture
 def upstream() -> Iterator[Bedrock]:
-    fake = FakeState(models=[MODEL])
-    with run_fake(make_bedrock_app(fake, {ACCESS_KEY: SECRET_KEY})) as server:
-        yield Bedrock(fake, server)
+    fake = FakeState(models=[MODEL, SONNET])
+    cache = PromptCache()
+    with run_fake(make_bedrock_app(fake, {ACCESS_KEY: SECRET_KEY}, cache)) as server:
+        yield Bedrock(fake, server, cache)
 
 
 def bedrock_config(url: str, extra: str = "") -> str:
@@ -95,7 +103,7 @@ def bedrock_config(url: str, extra: str = "") -> str:
 [providers.bedrock]
 region = "us-east-1"
 base_url = "{url}"
-models = ["{MODEL}"]
+models = ["{MODEL}", "{SONNET}"]
 cost_per_1k_input_tokens = {INPUT_PER_1K}
 cost_per_1k_output_tokens = {OUTPUT_PER_1K}
 health_check_interval = "1h"
@@ -390,3 +398,169 @@ health_check_interval = "1h"
             ("bedrock", 429),
             ("openai", 200),
         ]
+
+
+# --- what a coding agent's request means, carried into Converse --------------------------
+
+EPHEMERAL = {"type": "ephemeral"}
+POINT = {"cachePoint": {"type": "default"}}
+
+
+def test_cache_breakpoints_become_cache_points_and_cache_reads_come_back_apart(
+    omen: Omen, upstream: Bedrock
+) -> None:
+    upstream.cache.read_tokens, upstream.cache.creation_tokens = 1500, 300
+    upstream.fake.script.push(TextReply("Done.", prompt_tokens=2000, completion_tokens=2))
+
+    completion = omen.client().chat.completions.create(
+        model=MODEL,
+        messages=[
+            {
+                "role": "system",
+                "content": [
+                    {"type": "text", "text": "You are a coding agent.", "cache_control": EPHEMERAL},
+                    {"type": "text", "text": "Today is Tuesday."},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Fix it.", "cache_control": EPHEMERAL}],
+            },
+        ],  # type: ignore[list-item]
+        tools=[{**WEATHER_TOOL, "cache_control": EPHEMERAL}],  # type: ignore[list-item]
+    )
+
+    body = sent(upstream)
+    assert body["system"] == [
+        {"text": "You are a coding agent."},
+        POINT,
+        {"text": "Today is Tuesday."},
+    ]
+    assert body["messages"] == [{"role": "user", "content": [{"text": "Fix it."}, POINT]}]
+    assert body["toolConfig"]["tools"][-1] == POINT  # type: ignore[index]
+    usage = completion.usage
+    assert usage is not None and usage.prompt_tokens == 2000
+    assert usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens_details.cached_tokens == 1500
+    assert (usage.model_extra or {}).get("cache_creation_input_tokens") == 300
+
+
+def test_reasoning_effort_turns_on_claudes_thinking_and_the_reasoning_streams_back(
+    omen: Omen, upstream: Bedrock
+) -> None:
+    upstream.fake.script.push(TextReply("Because.", prompt_tokens=9, completion_tokens=2))
+
+    chunks = list(
+        omen.client().chat.completions.create(
+            model=SONNET,
+            messages=[{"role": "user", "content": "Why is the sky blue?"}],
+            reasoning_effort="medium",
+            stream=True,
+        )
+    )
+
+    body = sent(upstream, SONNET_PATH + "/converse-stream")
+    assert body["additionalModelRequestFields"] == {
+        "thinking": {"type": "enabled", "budget_tokens": 8192}
+    }
+    assert body["inferenceConfig"]["maxTokens"] > 8192  # type: ignore[index]
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    reasoning = "".join((d.model_extra or {}).get("reasoning") or "" for d in deltas)
+    assert reasoning == THINKING_TEXT
+    assert "".join(d.content or "" for d in deltas) == "Because."
+
+
+def test_a_mid_conversation_system_message_reaches_claude_in_the_user_turn(
+    omen: Omen, upstream: Bedrock
+) -> None:
+    omen.client().chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "system", "content": "The user is on a phone."},
+            {"role": "user", "content": "A joke?"},
+        ],
+    )
+
+    body = sent(upstream)
+    assert body["system"] == [{"text": "Be brief."}]
+    last = body["messages"][-1]  # type: ignore[index]
+    assert last["role"] == "user"
+    assert [block["text"] for block in last["content"]] == [
+        "[System message]\nThe user is on a phone.",
+        "A joke?",
+    ]
+
+
+def test_json_schema_output_is_answered_through_a_forced_tool_as_plain_content(
+    omen: Omen, upstream: Bedrock
+) -> None:
+    upstream.fake.script.push(ToolCallReply([ToolCall("place", {"city": "Oslo"})]))
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+    completion = omen.client().chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Capital of Norway, as JSON"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "place", "schema": schema, "strict": True},
+        },
+    )
+
+    choice = completion.choices[0]
+    assert json.loads(choice.message.content or "") == {"city": "Oslo"}
+    assert choice.message.tool_calls is None
+    assert choice.finish_reason == "stop"
+    tool_config = sent(upstream)["toolConfig"]
+    assert tool_config["toolChoice"] == {"tool": {"name": "place"}}  # type: ignore[index]
+    assert tool_config["tools"][0]["toolSpec"]["inputSchema"] == {"json": schema}  # type: ignore[index]
+
+
+def test_claude_code_passes_through_to_invoke_model_with_its_cache_breakpoints(
+    omen: Omen, upstream: Bedrock
+) -> None:
+    upstream.cache.read_tokens, upstream.cache.creation_tokens = 30, 5
+    upstream.fake.script.push(TextReply("Hi!", prompt_tokens=40, completion_tokens=2))
+    client = anthropic.Anthropic(base_url=omen.url, api_key=APP_KEY, max_retries=0)
+
+    with client.messages.stream(
+        model=MODEL,
+        max_tokens=1024,
+        system=[{"type": "text", "text": "You are Claude Code.", "cache_control": EPHEMERAL}],
+        messages=[{"role": "user", "content": "Say hi"}],
+        extra_headers={"anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14"},
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+
+    assert text == "Hi!"
+    assert (final.usage.cache_read_input_tokens, final.usage.cache_creation_input_tokens) == (30, 5)
+    request = upstream.fake.requests[-1]
+    assert request.path.endswith("%3A0/invoke-with-response-stream")
+    assert request.json["system"][0]["cache_control"] == EPHEMERAL
+    assert request.json["anthropic_beta"] == ["interleaved-thinking-2025-05-14"]
+    assert "model" not in request.json and "stream" not in request.json
+    (row,) = wait_for_rows(omen.database, 1)
+    assert (row.prompt_tokens, row.completion_tokens) == (40, 2)  # type: ignore[attr-defined]
+
+
+def test_a_whole_claude_message_passes_through_invoke_model_as_bedrock_sent_it(
+    omen: Omen, upstream: Bedrock
+) -> None:
+    upstream.fake.script.push(ToolCallReply([ToolCall("Bash", {"command": "ls"}, id="toolu_9")]))
+    client = anthropic.Anthropic(base_url=omen.url, api_key=APP_KEY, max_retries=0)
+
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=1024,
+        messages=[{"role": "user", "content": "List files"}],
+        tools=[{"name": "Bash", "input_schema": {"type": "object"}}],
+    )
+
+    assert message.id.startswith("msg_bdrk_")  # Bedrock's own message, not a translation
+    assert message.stop_reason == "tool_use"
+    (block,) = message.content
+    assert block.type == "tool_use" and block.input == {"command": "ls"}  # type: ignore[union-attr]
+    assert upstream.fake.requests[-1].path.endswith("%3A0/invoke")

@@ -22,7 +22,7 @@ from botocore.eventstream import EventStreamBuffer
 
 from omen.config import ProviderConfig
 from omen.providers import bedrock
-from omen.providers.base import JSON, UpstreamError
+from omen.providers.base import JSON, NativeCall, Relayed, UpstreamError
 from omen.providers.bedrock import (
     BedrockProvider,
     ConverseStreamTranslator,
@@ -39,6 +39,7 @@ from tests.fakes import (
     ErrorReply,
     FakeState,
     MidStreamError,
+    PromptCache,
     RunningFake,
     TextReply,
     ToolCall,
@@ -618,6 +619,433 @@ def test_reasoning_deltas_become_reasoning_chunks() -> None:
     assert deltas(chunks) == [{"reasoning": "Hmm"}]
 
 
+# --- meaning that crosses formats: cache breakpoints, thinking, system, structured output --
+
+SONNET = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+EPHEMERAL = {"type": "ephemeral"}
+POINT = {"cachePoint": {"type": "default"}}
+
+
+def test_claude_codes_cache_breakpoints_become_cache_points_after_the_marked_blocks() -> None:
+    # What the Anthropic inbound codec makes of Claude Code's request: two marked system
+    # blocks, a marked user block, a marked tool (CODING_AGENTS.md).
+    body = chat(
+        {
+            "role": "system",
+            "content": [
+                {"type": "text", "text": "You are Claude Code.", "cache_control": EPHEMERAL},
+                {"type": "text", "text": "Repo notes.", "cache_control": EPHEMERAL},
+                {"type": "text", "text": "Today is Tuesday."},
+            ],
+        },
+        user(
+            [
+                {"type": "text", "text": "Fix the bug."},
+                {"type": "text", "text": "<context>", "cache_control": EPHEMERAL},
+            ]
+        ),
+        tools=[
+            {"type": "function", "function": {"name": "Read", "parameters": {"type": "object"}}},
+            {
+                "type": "function",
+                "function": {"name": "Bash", "parameters": {"type": "object"}},
+                "cache_control": EPHEMERAL,
+            },
+        ],
+    )
+
+    payload = to_converse(body)
+
+    assert payload["system"] == [
+        {"text": "You are Claude Code."},
+        POINT,
+        {"text": "Repo notes."},
+        POINT,
+        {"text": "Today is Tuesday."},
+    ]
+    assert payload["messages"] == [
+        {"role": "user", "content": [{"text": "Fix the bug."}, {"text": "<context>"}, POINT]}
+    ]
+    specs = payload["toolConfig"]["tools"]
+    assert [next(iter(s)) for s in specs] == ["toolSpec", "toolSpec", "cachePoint"]
+    assert specs[1]["toolSpec"]["name"] == "Bash"
+
+
+def test_a_one_hour_breakpoint_keeps_its_ttl_and_unknown_markers_are_ignored() -> None:
+    body = chat(
+        user(
+            [
+                {"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+                {"type": "text", "text": "b", "cache_control": {"type": "persistent"}},
+            ]
+        )
+    )
+
+    (turn,) = to_converse(body)["messages"]
+
+    assert turn["content"] == [
+        {"text": "a"},
+        {"cachePoint": {"type": "default", "ttl": "1h"}},
+        {"text": "b"},
+    ]
+
+
+def test_breakpoints_on_tool_results_images_and_whole_messages_follow_their_block() -> None:
+    image = f"data:image/png;base64,{PNG_B64}"
+    call = {"id": "t1", "type": "function", "function": {"name": "Read", "arguments": "{}"}}
+    body = chat(
+        user([{"type": "image_url", "image_url": {"url": image}, "cache_control": EPHEMERAL}]),
+        {
+            "role": "assistant",
+            "content": "Reading.",
+            "tool_calls": [call],
+            "cache_control": EPHEMERAL,
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "t1",
+            "content": [{"type": "text", "text": "file body", "cache_control": EPHEMERAL}],
+        },
+    )
+
+    first, second, third = to_converse(body)["messages"]
+
+    assert first["content"][1:] == [POINT]
+    assert [next(iter(b)) for b in second["content"]] == ["text", "toolUse", "cachePoint"]
+    assert [next(iter(b)) for b in third["content"]] == ["toolResult", "cachePoint"]
+
+
+@pytest.mark.parametrize(("effort", "budget"), [("low", 1024), ("medium", 8192), ("high", 24576)])
+def test_reasoning_effort_becomes_a_thinking_budget_with_room_for_the_answer(
+    effort: str, budget: int
+) -> None:
+    payload = to_converse({"model": SONNET, "messages": [user("Why?")], "reasoning_effort": effort})
+
+    thinking = payload["additionalModelRequestFields"]["thinking"]
+    assert thinking == {"type": "enabled", "budget_tokens": budget}
+    assert payload["inferenceConfig"]["maxTokens"] > budget
+
+
+def test_thinking_fits_under_the_clients_limit_and_drops_a_changed_temperature() -> None:
+    payload = to_converse(
+        {
+            "model": SONNET,
+            "messages": [user("Why?")],
+            "reasoning_effort": "high",
+            "max_tokens": 32000,
+            "temperature": 0.2,
+            "top_p": 0.5,
+        }
+    )
+    small = to_converse(
+        {
+            "model": SONNET,
+            "messages": [user("Why?")],
+            "reasoning_effort": "high",
+            "max_tokens": 4000,
+        }
+    )
+
+    assert payload["inferenceConfig"] == {"maxTokens": 32000}
+    assert payload["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 24576
+    assert small["inferenceConfig"]["maxTokens"] == 4000
+    assert small["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 2000
+
+
+def test_minimal_effort_and_models_without_thinking_send_no_thinking() -> None:
+    minimal = to_converse(
+        {"model": SONNET, "messages": [user("Hi")], "reasoning_effort": "minimal"}
+    )
+    old_claude = to_converse(chat(user("Hi"), reasoning_effort="high"))
+    llama = to_converse(
+        {
+            "model": "meta.llama3-70b-instruct-v1:0",
+            "messages": [user("Hi")],
+            "reasoning_effort": "high",
+        }
+    )
+
+    for payload in (minimal, old_claude, llama):
+        assert "additionalModelRequestFields" not in payload
+        assert "inferenceConfig" not in payload
+
+
+def test_thinking_stays_off_in_a_tool_loop_and_when_a_tool_is_forced() -> None:
+    call = {"id": "t1", "type": "function", "function": {"name": "Read", "arguments": "{}"}}
+    tool = {"type": "function", "function": {"name": "Read", "parameters": {"type": "object"}}}
+    in_loop = to_converse(
+        {
+            "model": SONNET,
+            "reasoning_effort": "high",
+            "tools": [tool],
+            "messages": [
+                user("Read it"),
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "t1", "content": "text"},
+            ],
+        }
+    )
+    forced = to_converse(
+        {
+            "model": SONNET,
+            "reasoning_effort": "high",
+            "tools": [tool],
+            "tool_choice": "required",
+            "messages": [user("Read it")],
+        }
+    )
+
+    assert "additionalModelRequestFields" not in in_loop
+    assert "additionalModelRequestFields" not in forced
+
+
+def test_a_mid_conversation_system_message_is_folded_into_the_next_user_turn() -> None:
+    payload = to_converse(
+        chat(
+            {"role": "system", "content": "You are terse."},
+            user("Hi"),
+            {"role": "assistant", "content": "Hello."},
+            {"role": "system", "content": "The user is on a phone."},
+            user("Tell me a joke"),
+        )
+    )
+
+    assert payload["system"] == [{"text": "You are terse."}]
+    assert payload["messages"][-1] == {
+        "role": "user",
+        "content": [
+            {"text": bedrock.SYSTEM_LABEL + "The user is on a phone."},
+            {"text": "Tell me a joke"},
+        ],
+    }
+
+
+def test_a_folded_system_message_comes_after_tool_results_and_before_an_assistant_turn() -> None:
+    call = {"id": "t1", "type": "function", "function": {"name": "Read", "arguments": "{}"}}
+    payload = to_converse(
+        chat(
+            user("Read it"),
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "system", "content": [{"type": "text", "text": "Be careful."}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "contents"},
+            {"role": "assistant", "content": "Done."},
+            {"role": "system", "content": "Reminder at the end."},
+        )
+    )
+
+    roles = [turn["role"] for turn in payload["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant", "user"]
+    assert [next(iter(b)) for b in payload["messages"][2]["content"]] == ["toolResult", "text"]
+    assert payload["messages"][2]["content"][1]["text"].endswith("Be careful.")
+    assert payload["messages"][4]["content"] == [
+        {"text": bedrock.SYSTEM_LABEL + "Reminder at the end."}
+    ]
+    assert "system" not in payload
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+STRUCTURED = {
+    "type": "json_schema",
+    "json_schema": {"name": "place", "schema": SCHEMA, "strict": True},
+}
+
+
+def test_json_schema_output_is_forced_through_a_tool_of_that_schema() -> None:
+    payload = to_converse(chat(user("Where?"), response_format=STRUCTURED))
+
+    assert payload["toolConfig"] == {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "place",
+                    "description": bedrock.JSON_TOOL_DESCRIPTION,
+                    "inputSchema": {"json": SCHEMA},
+                }
+            }
+        ],
+        "toolChoice": {"tool": {"name": "place"}},
+    }
+
+
+def test_json_output_beside_the_clients_own_tools_lets_the_model_pick_any() -> None:
+    tool = {"type": "function", "function": {"name": "Read", "parameters": {"type": "object"}}}
+    payload = to_converse(
+        chat(user("Where?"), tools=[tool], response_format={"type": "json_object"})
+    )
+
+    names = [spec["toolSpec"]["name"] for spec in payload["toolConfig"]["tools"]]
+    assert names == ["Read", bedrock.JSON_TOOL]
+    assert payload["toolConfig"]["toolChoice"] == {"any": {}}
+
+
+def test_the_forced_answer_call_comes_back_as_json_content_with_finish_stop() -> None:
+    data = {
+        "output": {
+            "message": {
+                "role": "assistant",
+                "content": [
+                    {"toolUse": {"toolUseId": "t", "name": "place", "input": {"city": "Oslo"}}}
+                ],
+            }
+        },
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 30, "outputTokens": 12},
+    }
+
+    (choice,) = from_converse(data, "c", MODEL, "place").body["choices"]
+
+    assert json.loads(choice["message"]["content"]) == {"city": "Oslo"}
+    assert "tool_calls" not in choice["message"]
+    assert choice["finish_reason"] == "stop"
+
+
+def test_the_forced_answer_call_streams_as_content() -> None:
+    translator = ConverseStreamTranslator("c", MODEL, "place")
+    start = {"toolUse": {"toolUseId": "t", "name": "place"}}
+    chunks = translator.feed("contentBlockStart", {"contentBlockIndex": 0, "start": start})
+    for piece in ('{"city":', '"Oslo"}'):
+        delta = {"toolUse": {"input": piece}}
+        chunks += translator.feed("contentBlockDelta", {"contentBlockIndex": 0, "delta": delta})
+    chunks += translator.feed("messageStop", {"stopReason": "tool_use"})
+    chunks += translator.feed("metadata", {"usage": {"inputTokens": 3, "outputTokens": 2}})
+
+    assert "".join(d.get("content", "") for d in deltas(chunks)) == '{"city":"Oslo"}'
+    assert not any("tool_calls" in d for d in deltas(chunks))
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+# --- passthrough: Claude's Messages body through InvokeModel ------------------------------
+
+CLAUDE_CODE_BETAS = (
+    "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,"
+    "prompt-caching-scope-2026-01-05"
+)
+
+
+def claude_code_call(model: str = MODEL, *, stream: bool = True) -> NativeCall:
+    body = {
+        "model": model,
+        "max_tokens": 32000,
+        "stream": stream,
+        "system": [
+            {"type": "text", "text": "You are Claude Code.", "cache_control": EPHEMERAL},
+            {"type": "text", "text": "Repo notes.", "cache_control": EPHEMERAL},
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Say hi", "cache_control": EPHEMERAL}],
+            }
+        ],
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "metadata": {"user_id": '{"session_id":"s-1"}'},
+    }
+    headers = {"anthropic-version": "2023-06-01", "anthropic-beta": CLAUDE_CODE_BETAS}
+    return NativeCall(wire="messages", body=body, headers=headers)
+
+
+def test_invoke_body_is_the_clients_minus_model_and_stream_plus_version_and_known_betas() -> None:
+    call = claude_code_call()
+
+    payload = bedrock.to_invoke(call)
+
+    expected = {k: v for k, v in call.body.items() if k not in ("model", "stream")}
+    assert payload == {
+        **expected,
+        "anthropic_version": "bedrock-2023-05-31",
+        "anthropic_beta": ["interleaved-thinking-2025-05-14", "context-management-2025-06-27"],
+    }
+    assert "stream" in call.body  # the client's body itself is left alone
+
+
+def test_no_beta_header_means_no_anthropic_beta() -> None:
+    call = NativeCall(wire="messages", body={"model": MODEL, "max_tokens": 5, "messages": []})
+
+    assert "anthropic_beta" not in bedrock.to_invoke(call)
+
+
+def test_only_claude_models_speak_the_messages_wire() -> None:
+    adapter = provider("http://127.0.0.1:1")
+    closed = provider("http://127.0.0.1:1", passthrough=[])
+
+    assert adapter.speaks("messages", SONNET) is True
+    assert (
+        adapter.speaks("messages", "arn:aws:bedrock:us-east-1:1:inference-profile/x.claude") is True
+    )
+    assert adapter.speaks("messages", "meta.llama3-70b-instruct-v1:0") is False
+    assert adapter.speaks("responses", SONNET) is False
+    assert closed.speaks("messages", SONNET) is False
+
+
+def chunk_frame(event_json: bytes) -> tuple[dict[str, Any], bytes]:
+    """One recorded-shape InvokeModelWithResponseStream frame, decoded by botocore."""
+    raw = event_frame("chunk", {"bytes": base64.b64encode(event_json).decode()})
+    buffer = EventStreamBuffer()
+    buffer.add_data(raw)
+    (message,) = list(buffer)
+    return message.headers, message.payload
+
+
+START = (
+    b'{"type":"message_start","message":{"id":"msg_bdrk_01","type":"message",'
+    b'"role":"assistant","model":"claude-sonnet-4-20250514","content":[],"stop_reason":null,'
+    b'"stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":300,'
+    b'"cache_read_input_tokens":2048,"output_tokens":1}}}'
+)
+# \u00e9 stays escaped: what the client gets is Bedrock's bytes, not a re-serialisation.
+DELTA = (
+    b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"caf\\u00e9"}}'
+)
+END = (
+    b'{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
+    b'"usage":{"output_tokens":7}}'
+)
+STOP = (
+    b'{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":12,'
+    b'"outputTokenCount":7,"invocationLatency":880,"firstByteLatency":402,'
+    b'"cacheReadInputTokenCount":2048,"cacheWriteInputTokenCount":300}}'
+)
+
+
+def test_each_chunk_is_relayed_as_one_sse_event_with_bedrocks_exact_bytes() -> None:
+    relay = bedrock.InvokeStreamRelay()
+
+    relayed = [relay.feed_frame(*chunk_frame(event)) for event in (START, DELTA, END, STOP)]
+
+    assert [r.data if r else None for r in relayed] == [
+        b"event: message_start\ndata: " + START + b"\n\n",
+        b"event: content_block_delta\ndata: " + DELTA + b"\n\n",
+        b"event: message_delta\ndata: " + END + b"\n\n",
+        b"event: message_stop\ndata: " + STOP + b"\n\n",
+    ]
+    assert relay.finished is True
+    start, delta, end, stop = relayed
+    assert start is not None and start.model == "claude-sonnet-4-20250514"
+    assert start.usage is not None and start.usage.cached_tokens == 2048
+    assert delta is not None and delta.usage is None
+    assert end is not None and end.usage is not None
+    assert (end.usage.prompt_tokens, end.usage.completion_tokens) == (12 + 300 + 2048, 7)
+    assert (end.usage.cached_tokens, end.usage.cache_write_tokens) == (2048, 300)
+    assert stop is not None and stop.usage is None
+
+
+def test_an_exception_frame_in_the_invoke_stream_is_a_mid_stream_error() -> None:
+    buffer = EventStreamBuffer()
+    buffer.add_data(base64.b64decode(RECORDED_EXCEPTION))
+    (message,) = list(buffer)
+
+    with pytest.raises(UpstreamError) as caught:
+        bedrock.InvokeStreamRelay().feed_frame(message.headers, message.payload)
+
+    assert caught.value.mid_stream is True and caught.value.retryable is True
+    assert "The model stream failed." in caught.value.message
+
+
 # --- errors ------------------------------------------------------------------------------
 
 
@@ -1034,3 +1462,185 @@ async def test_embeddings_are_refused_so_another_provider_can_serve_them() -> No
 
     assert (caught.value.status, caught.value.retryable) == (400, True)
     assert await adapter.list_models("http://127.0.0.1:1") == [MODEL]
+
+
+# --- passthrough against the fake Bedrock ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def claude_server() -> Iterator[tuple[FakeState, PromptCache, RunningFake]]:
+    fake = FakeState(models=[MODEL])
+    cache = PromptCache()
+    with run_fake(make_bedrock_app(fake, {ACCESS_KEY: SECRET_KEY}, cache)) as server:
+        yield fake, cache, server
+
+
+@pytest.fixture
+def claude_bedrock(
+    claude_server: tuple[FakeState, PromptCache, RunningFake], aws_env: None
+) -> tuple[FakeState, PromptCache, str]:
+    fake, cache, server = claude_server
+    fake.script.clear()
+    fake.script.default = TextReply()
+    fake.reset()
+    cache.read_tokens = cache.creation_tokens = 0
+    return fake, cache, server.url
+
+
+async def relay_all(
+    adapter: BedrockProvider, url: str, call: NativeCall
+) -> tuple[list[Relayed], UpstreamError | None]:
+    received: list[Relayed] = []
+    try:
+        async for relayed in adapter.native_stream(url, call):
+            received.append(relayed)
+    except UpstreamError as exc:
+        return received, exc
+    finally:
+        await adapter.aclose()
+    return received, None
+
+
+def sse_events(data: bytes) -> list[tuple[str, JSON]]:
+    events = []
+    for block in data.split(b"\n\n"):
+        if block:
+            name, payload = block.split(b"\n")
+            events.append((name.removeprefix(b"event: ").decode(), orjson.loads(payload[6:])))
+    return events
+
+
+async def test_native_invoke_returns_claudes_message_and_its_cache_usage(
+    claude_bedrock: tuple[FakeState, PromptCache, str],
+) -> None:
+    fake, cache, url = claude_bedrock
+    cache.read_tokens, cache.creation_tokens = 60, 30
+    fake.script.push(TextReply("Hi!", prompt_tokens=100, completion_tokens=2))
+    adapter = provider(url)
+    try:
+        response = await adapter.native(url, claude_code_call(stream=False))
+    finally:
+        await adapter.aclose()
+
+    assert response.body["type"] == "message"
+    assert response.body["content"] == [{"type": "text", "text": "Hi!"}]
+    assert response.raw is not None and orjson.loads(response.raw) == response.body
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (100, 2)
+    assert (response.usage.cached_tokens, response.usage.cache_write_tokens) == (60, 30)
+    sent = fake.last_request
+    assert sent.path == "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke"
+    assert sent.headers["authorization"].startswith("AWS4-HMAC-SHA256 ")  # and checked
+    assert "model" not in sent.json and "stream" not in sent.json
+    assert sent.json["anthropic_version"] == "bedrock-2023-05-31"
+    assert sent.json["system"][0]["cache_control"] == EPHEMERAL
+    assert sent.json["thinking"] == {"type": "enabled", "budget_tokens": 31999}
+
+
+async def test_native_stream_relays_each_event_and_reads_usage_on_the_way(
+    claude_bedrock: tuple[FakeState, PromptCache, str],
+) -> None:
+    fake, cache, url = claude_bedrock
+    cache.read_tokens, cache.creation_tokens = 2048, 300
+    fake.script.push(TextReply("one two three", prompt_tokens=2400, completion_tokens=3))
+
+    relayed, error = await relay_all(provider(url), url, claude_code_call())
+
+    assert error is None
+    events = sse_events(b"".join(r.data for r in relayed))
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
+    assert all(name == event["type"] for name, event in events)
+    text = "".join(e["delta"].get("text", "") for n, e in events if n == "content_block_delta")
+    assert text == "one two three"
+    assert "amazon-bedrock-invocationMetrics" in events[-1][1]
+    assert relayed[0].model == "claude-3-haiku-20240307"
+    usages = [r.usage for r in relayed if r.usage is not None]
+    assert len(usages) == 2  # message_start, message_delta
+    final = usages[-1]
+    assert (final.prompt_tokens, final.completion_tokens) == (2400, 3)
+    assert (final.cached_tokens, final.cache_write_tokens) == (2048, 300)
+    sent = fake.last_request
+    assert sent.path.endswith("%3A0/invoke-with-response-stream")
+    assert sent.headers["accept"] == "application/vnd.amazon.eventstream"
+    assert sent.json["anthropic_beta"] == [
+        "interleaved-thinking-2025-05-14",
+        "context-management-2025-06-27",
+    ]
+
+
+async def test_native_stream_relays_a_tool_call_whole(
+    claude_bedrock: tuple[FakeState, PromptCache, str],
+) -> None:
+    fake, _, url = claude_bedrock
+    fake.script.push(ToolCallReply([ToolCall("Bash", {"command": "ls -la"}, id="toolu_1")]))
+
+    relayed, error = await relay_all(provider(url), url, claude_code_call())
+
+    assert error is None
+    events = sse_events(b"".join(r.data for r in relayed))
+    starts = [e["content_block"] for n, e in events if n == "content_block_start"]
+    assert starts == [{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}]
+    arguments = "".join(e["delta"]["partial_json"] for n, e in events if n == "content_block_delta")
+    assert json.loads(arguments) == {"command": "ls -la"}
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
+async def test_native_stream_exception_frame_is_a_mid_stream_error(
+    claude_bedrock: tuple[FakeState, PromptCache, str],
+) -> None:
+    fake, _, url = claude_bedrock
+    fake.script.push(MidStreamError(after_chunks=2, message="out of capacity"))
+
+    relayed, error = await relay_all(provider(url), url, claude_code_call())
+
+    assert error is not None and error.mid_stream is True
+    assert "out of capacity" in error.message
+    assert [sse_events(r.data)[0][0] for r in relayed][:2] == [
+        "message_start",
+        "content_block_start",
+    ]
+
+
+async def test_native_stream_throttled_before_any_event_may_fail_over(
+    claude_bedrock: tuple[FakeState, PromptCache, str],
+) -> None:
+    fake, _, url = claude_bedrock
+    fake.script.push(ErrorReply(429))
+
+    relayed, error = await relay_all(provider(url), url, claude_code_call())
+
+    assert relayed == []
+    assert error is not None
+    assert (error.status, error.retryable, error.mid_stream) == (429, True, False)
+
+
+async def test_native_stream_cut_mid_way_is_a_mid_stream_error(
+    claude_bedrock: tuple[FakeState, PromptCache, str],
+) -> None:
+    fake, _, url = claude_bedrock
+    fake.script.push(CutStream(after_chunks=2))
+
+    relayed, error = await relay_all(provider(url), url, claude_code_call())
+
+    assert relayed and error is not None and error.mid_stream is True
+
+
+async def test_the_fake_refuses_what_bedrock_refuses_so_the_filtering_is_load_bearing(
+    claude_bedrock: tuple[FakeState, PromptCache, str],
+) -> None:
+    _, _, url = claude_bedrock
+    path = model_path(MODEL, "invoke")
+    valid = bedrock.to_invoke(claude_code_call(stream=False))
+    refused = (
+        ({**valid, "anthropic_beta": ["claude-code-20250219"]}, "invalid beta flag"),
+        ({**valid, "stream": True}, "extraneous key [stream]"),
+        ({k: v for k, v in valid.items() if k != "anthropic_version"}, "anthropic_version"),
+    )
+    async with httpx.AsyncClient(base_url=url) as client:
+        for body, problem in refused:
+            raw = orjson.dumps(body)
+            headers = sign(Credentials(ACCESS_KEY, SECRET_KEY), "us-east-1", url + path, raw)
+            response = await client.post(path, content=raw, headers=headers)
+
+            assert response.status_code == 400
+            assert problem in response.json()["message"]

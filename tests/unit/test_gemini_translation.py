@@ -18,6 +18,7 @@ from omen.config.model import ProviderConfig
 from omen.providers.base import JSON, UpstreamError
 from omen.providers.gemini import (
     SKIP_SIGNATURE,
+    SYSTEM_LABEL,
     GeminiProvider,
     GeminiStreamTranslator,
     embedding_data,
@@ -467,6 +468,97 @@ def test_tool_choice_becomes_function_calling_config(choice: Any, config: JSON) 
     payload = request(user("Weather?"), tools=[WEATHER_TOOL], tool_choice=choice)
 
     assert payload["toolConfig"] == {"functionCallingConfig": config}
+
+
+# --- meaning that crosses formats: thinking, mid-conversation system, cache breakpoints --
+
+
+@pytest.mark.parametrize(("effort", "budget"), [("low", 1024), ("medium", 8192), ("high", 24576)])
+def test_reasoning_effort_becomes_a_thinking_budget_that_returns_thoughts(
+    effort: str, budget: int
+) -> None:
+    payload = request(user("Why?"), reasoning_effort=effort, max_tokens=30000)
+
+    assert payload["generationConfig"] == {
+        "maxOutputTokens": 30000,
+        "thinkingConfig": {"thinkingBudget": budget, "includeThoughts": True},
+    }
+
+
+def test_minimal_effort_turns_thinking_off_where_the_model_allows_it() -> None:
+    flash = request(user("Hi"), reasoning_effort="minimal")
+    pro = request(user("Hi"), model="gemini-2.5-pro", reasoning_effort="minimal")
+    three = request(user("Hi"), model="models/gemini-3-pro-preview", reasoning_effort="minimal")
+
+    assert flash["generationConfig"] == {"thinkingConfig": {"thinkingBudget": 0}}
+    for payload in (pro, three):
+        thinking = payload["generationConfig"]["thinkingConfig"]
+        assert thinking == {"thinkingBudget": 128, "includeThoughts": True}
+
+
+def test_no_or_unknown_effort_sends_no_thinking_config() -> None:
+    assert "generationConfig" not in request(user("Hi"))
+    assert "generationConfig" not in request(user("Hi"), reasoning_effort="extreme")
+
+
+def test_a_mid_conversation_system_message_is_folded_into_the_next_user_turn() -> None:
+    payload = request(
+        {"role": "system", "content": "You are terse."},
+        user("Hi"),
+        {"role": "assistant", "content": "Hello."},
+        {"role": "system", "content": "The user is on a phone."},
+        user("Tell me a joke"),
+    )
+
+    assert payload["systemInstruction"] == {"parts": [{"text": "You are terse."}]}
+    assert payload["contents"][-1] == {
+        "role": "user",
+        "parts": [
+            {"text": SYSTEM_LABEL + "The user is on a phone."},
+            {"text": "Tell me a joke"},
+        ],
+    }
+
+
+def test_a_folded_system_message_follows_function_responses_and_precedes_the_model() -> None:
+    payload = request(
+        user("Weather?"),
+        assistant_calls(("c1", "get_weather", '{"city": "Paris"}')),
+        {"role": "system", "content": [{"type": "text", "text": "Use Celsius."}]},
+        tool("c1", '{"temp": 21}'),
+        {"role": "assistant", "content": "21 degrees."},
+        {"role": "system", "content": "Wrap up."},
+    )
+
+    roles = [turn["role"] for turn in payload["contents"]]
+    assert roles == ["user", "model", "user", "model", "user"]
+    results = payload["contents"][2]["parts"]
+    assert "functionResponse" in results[0]
+    assert results[1] == {"text": SYSTEM_LABEL + "Use Celsius."}
+    assert payload["contents"][4]["parts"] == [{"text": SYSTEM_LABEL + "Wrap up."}]
+    assert "systemInstruction" not in payload
+
+
+def test_cache_breakpoints_send_nothing_since_gemini_caches_implicitly() -> None:
+    marker = {"type": "ephemeral"}
+    payload = request(
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": "Long rules.", "cache_control": marker}],
+        },
+        user([{"type": "text", "text": "Hi", "cache_control": marker}]),
+        tools=[
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": {"type": "object"}},
+                "cache_control": marker,
+            }
+        ],
+    )
+
+    assert "cache_control" not in orjson.dumps(payload).decode()
+    assert payload["systemInstruction"] == {"parts": [{"text": "Long rules."}]}
+    assert payload["contents"] == [{"role": "user", "parts": [{"text": "Hi"}]}]
 
 
 # --- response ----------------------------------------------------------------------------
@@ -1144,3 +1236,34 @@ async def test_an_empty_stream_fails_before_the_first_byte(gemini: Gemini) -> No
         True,
         False,
     )
+
+
+async def test_reasoning_effort_asks_for_thoughts_and_they_stream_back_as_reasoning(
+    gemini: Gemini,
+) -> None:
+    fake, knobs, provider, url = gemini
+    knobs.thought_text = "Counting the letters."
+    knobs.thoughts_tokens = 40
+    knobs.cached_tokens = 6
+    fake.script.push(TextReply("Three.", prompt_tokens=10, completion_tokens=2))
+
+    chunks = await collect(provider, url, chat(user("How many r's?"), reasoning_effort="low"))
+
+    assert [d.get("reasoning") for d in deltas(chunks) if "reasoning" in d] == [
+        "Counting the letters."
+    ]
+    assert "".join(d.get("content") or "" for d in deltas(chunks)) == "Three."
+    usage = chunks[-1]["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 40}
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 6}
+    thinking = fake.last_request.json["generationConfig"]["thinkingConfig"]
+    assert thinking == {"thinkingBudget": 1024, "includeThoughts": True}
+
+
+async def test_without_reasoning_effort_no_thoughts_come_back(gemini: Gemini) -> None:
+    _, knobs, provider, url = gemini
+    knobs.thought_text = "Counting the letters."
+
+    response = await provider.chat(url, chat(user("How many r's?")))
+
+    assert "reasoning" not in response.body["choices"][0]["message"]

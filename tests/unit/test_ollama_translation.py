@@ -4,19 +4,21 @@ adapter end to end against the fake Ollama."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from omen.providers.base import JSON, UpstreamError
+from omen.providers.base import JSON, NativeCall, Relayed, UpstreamError
 from omen.providers.ollama import (
+    MessagesRelay,
     OllamaProvider,
     OllamaStreamTranslator,
     from_ollama_chat,
     ollama_error,
+    sse_events,
     to_ollama_chat,
 )
 from tests.fakes import (
@@ -249,6 +251,165 @@ def test_text_response_format_sends_no_format() -> None:
     body = chat(user("x"), response_format={"type": "text"})
 
     assert "format" not in to_ollama_chat(body, MODEL, stream=False)
+
+
+# --- meaning that crosses formats: thinking, system messages, cache breakpoints ---------
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "think"),
+    [
+        ("qwen3:8b", "low", True),
+        ("qwen3:8b", "high", True),
+        ("qwen3:8b", "minimal", False),
+        ("gpt-oss:20b", "low", "low"),
+        ("gpt-oss:20b", "medium", "medium"),
+        ("gpt-oss:120b", "high", "high"),
+        ("gpt-oss:20b", "minimal", "low"),  # gpt-oss cannot stop thinking
+    ],
+)
+def test_reasoning_effort_becomes_think(model: str, effort: str, think: bool | str) -> None:
+    payload = to_ollama_chat(chat(user("Why?"), reasoning_effort=effort), model, stream=True)
+
+    assert payload["think"] == think
+
+
+def test_no_reasoning_effort_leaves_think_to_the_model() -> None:
+    assert "think" not in to_ollama_chat(chat(user("Hi")), MODEL, stream=True)
+    assert "think" not in to_ollama_chat(chat(user("Hi"), reasoning_effort="x"), MODEL, stream=True)
+
+
+def test_a_mid_conversation_system_message_stays_where_it_was() -> None:
+    body = chat(
+        {"role": "system", "content": "You are terse."},
+        user("Hi"),
+        {"role": "assistant", "content": "Hello."},
+        {"role": "system", "content": "The user is on a phone."},
+        user("Tell me a joke"),
+    )
+
+    messages = to_ollama_chat(body, MODEL, stream=True)["messages"]
+
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "system", "user"]
+    assert messages[3] == {"role": "system", "content": "The user is on a phone."}
+
+
+def test_cache_breakpoints_never_reach_ollama() -> None:
+    marker = {"type": "ephemeral"}
+    body = chat(
+        {
+            "role": "system",
+            "content": [
+                {"type": "text", "text": "Rules.", "cache_control": marker},
+                {"type": "text", "text": "More rules."},
+            ],
+        },
+        user([{"type": "text", "text": "Hi", "cache_control": marker}]),
+        tools=[
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": {"type": "object"}},
+                "cache_control": marker,
+            }
+        ],
+    )
+
+    payload = to_ollama_chat(body, MODEL, stream=True)
+
+    assert "cache_control" not in orjson.dumps(payload).decode()
+    assert payload["messages"] == [
+        {"role": "system", "content": "Rules.\nMore rules."},
+        {"role": "user", "content": "Hi"},
+    ]
+    assert payload["tools"] == [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    ]
+
+
+# --- passthrough: Anthropic's Messages API through Ollama's /v1/messages ------------------
+
+# Ollama's StreamConverter output (anthropic/anthropic.go), as its writeSSE frames it.
+RECORDED_SSE = [
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_3f2a","type":'
+    b'"message","role":"assistant","model":"qwen3-coder","content":[],"usage":'
+    b'{"input_tokens":42,"output_tokens":0}}}\n\n',
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n',
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+    b'{"type":"text_delta","text":"Caf\\u00e9 time"}}\n\n',
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+    b'"usage":{"input_tokens":42,"output_tokens":3}}\n\n',
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+]
+
+
+def test_relay_passes_each_event_as_it_came_and_reads_usage_and_model() -> None:
+    relay = MessagesRelay("ollama test")
+
+    relayed = [relay.feed(raw) for raw in RECORDED_SSE]
+
+    assert [r.data for r in relayed] == RECORDED_SSE
+    assert relayed[0].model == "qwen3-coder"
+    assert [r.usage is not None for r in relayed] == [True, False, False, False, True, False]
+    final = relayed[4].usage
+    assert final is not None and (final.prompt_tokens, final.completion_tokens) == (42, 3)
+    assert relay.finished is True
+
+
+async def test_sse_events_keep_their_bytes_across_reads_and_separators() -> None:
+    stream = b"".join(RECORDED_SSE[:2]).replace(b"\n\n", b"\r\n\r\n", 1) + RECORDED_SSE[2]
+    response = httpx.Response(200, stream=SplitStream(stream, step=7))
+
+    events = [event async for event in sse_events(response, "ollama test")]
+
+    assert b"".join(events) == stream
+    assert len(events) == 3
+
+
+class SplitStream(httpx.AsyncByteStream):
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step = data, step
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.data), self.step):
+            yield self.data[start : start + self.step]
+
+
+def test_an_error_event_is_raised_not_relayed() -> None:
+    relay = MessagesRelay("ollama test")
+    error = (
+        b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+        b'"message":"server busy"}}\n\n'
+    )
+
+    with pytest.raises(UpstreamError) as caught:
+        relay.feed(error)
+
+    assert (caught.value.status, caught.value.retryable) == (503, True)
+    assert "server busy" in caught.value.message
+
+
+def test_an_anthropic_shaped_error_body_gives_its_message() -> None:
+    body = (
+        b'{"type":"error","error":{"type":"not_found_error","message":"model \\"x\\" not found"}}'
+    )
+
+    error = ollama_error(404, body, httpx.Headers())
+
+    assert error.message == 'ollama: model "x" not found'
+    assert error.code == "model_not_found"
+
+
+def test_messages_pass_through_only_when_configured() -> None:
+    plain = OllamaProvider("ollama", timeout=5, connect_timeout=1)
+    open_ = OllamaProvider(
+        "ollama", timeout=5, connect_timeout=1, passthrough=frozenset({"messages"})
+    )
+
+    assert plain.speaks("messages", MODEL) is False
+    assert open_.speaks("messages", MODEL) is True
+    assert open_.speaks("responses", MODEL) is False
 
 
 # --- response ----------------------------------------------------------------------------
@@ -636,3 +797,167 @@ async def test_adapter_raises_before_the_first_chunk_on_503(
     assert caught.value.status == 503
     assert caught.value.retryable is True
     assert caught.value.mid_stream is False
+
+
+async def test_think_reaches_the_fake_ollama(ollama: tuple[FakeState, str]) -> None:
+    fake, url = ollama
+    provider = OllamaProvider("ollama", timeout=5, connect_timeout=1)
+    try:
+        await provider.chat(url, chat(user("Why?"), reasoning_effort="high"))
+    finally:
+        await provider.aclose()
+
+    assert fake.last_request.json["think"] is True
+
+
+def passthrough() -> OllamaProvider:
+    return OllamaProvider(
+        "ollama", timeout=5, connect_timeout=1, passthrough=frozenset({"messages"})
+    )
+
+
+def messages_call(*, stream: bool) -> NativeCall:
+    body = {
+        "model": "llama3.2:latest",
+        "max_tokens": 1024,
+        "stream": stream,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "Say hello"}],
+    }
+    headers = {"anthropic-version": "2023-06-01", "anthropic-beta": "claude-code-20250219"}
+    return NativeCall(wire="messages", body=body, headers=headers)
+
+
+async def relay_all(
+    provider: OllamaProvider, url: str, call: NativeCall
+) -> tuple[list[Relayed], UpstreamError | None]:
+    received: list[Relayed] = []
+    try:
+        async for relayed in provider.native_stream(url, call):
+            received.append(relayed)
+    except UpstreamError as exc:
+        return received, exc
+    finally:
+        await provider.aclose()
+    return received, None
+
+
+def parsed(relayed: list[Relayed]) -> list[tuple[str, JSON]]:
+    events = []
+    for item in relayed:
+        name, data = item.data.rstrip(b"\n").split(b"\n")
+        events.append((name.removeprefix(b"event: ").decode(), orjson.loads(data[6:])))
+    return events
+
+
+async def test_native_posts_the_body_unchanged_to_v1_messages(
+    ollama: tuple[FakeState, str],
+) -> None:
+    fake, url = ollama
+    fake.script.push(TextReply("Hello!", prompt_tokens=9, completion_tokens=2))
+    call = messages_call(stream=False)
+    provider = passthrough()
+    try:
+        response = await provider.native(url, call)
+    finally:
+        await provider.aclose()
+
+    assert response.body["content"] == [{"type": "text", "text": "Hello!"}]
+    assert response.body["stop_reason"] == "end_turn"
+    assert response.raw is not None and orjson.loads(response.raw) == response.body
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (9, 2)
+    sent = fake.last_request
+    assert (sent.path, sent.json) == ("/v1/messages", call.body)
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert sent.headers["anthropic-beta"] == "claude-code-20250219"
+
+
+async def test_native_stream_relays_ollamas_events_and_reads_usage(
+    ollama: tuple[FakeState, str],
+) -> None:
+    fake, url = ollama
+    fake.script.push(TextReply("one two three", prompt_tokens=11, completion_tokens=3))
+    call = messages_call(stream=True)
+
+    relayed, error = await relay_all(passthrough(), url, call)
+
+    assert error is None
+    events = parsed(relayed)
+    assert [name for name, _ in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert relayed[0].model == "llama3.2:latest"
+    final = [r.usage for r in relayed if r.usage is not None][-1]
+    assert (final.prompt_tokens, final.completion_tokens) == (11, 3)
+    assert fake.last_request.json == call.body
+
+
+async def test_native_stream_relays_a_tool_call(ollama: tuple[FakeState, str]) -> None:
+    fake, url = ollama
+    fake.script.push(ToolCallReply([ToolCall("Bash", {"command": "ls"}, id="call_7")]))
+
+    relayed, error = await relay_all(passthrough(), url, messages_call(stream=True))
+
+    assert error is None
+    events = parsed(relayed)
+    start = next(e for n, e in events if n == "content_block_start")
+    assert start["content_block"] == {
+        "type": "tool_use",
+        "id": "call_7",
+        "name": "Bash",
+        "input": {},
+    }
+    delta = next(e for n, e in events if n == "content_block_delta")
+    assert orjson.loads(delta["delta"]["partial_json"]) == {"command": "ls"}
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
+async def test_native_stream_error_event_is_a_mid_stream_error(
+    ollama: tuple[FakeState, str],
+) -> None:
+    fake, url = ollama
+    fake.script.push(MidStreamError(after_chunks=2, message="out of memory"))
+
+    relayed, error = await relay_all(passthrough(), url, messages_call(stream=True))
+
+    assert len(relayed) == 4  # message_start, content_block_start, two deltas
+    assert error is not None and error.mid_stream is True
+    assert "out of memory" in error.message
+
+
+async def test_native_stream_refused_before_any_event_may_fail_over(
+    ollama: tuple[FakeState, str],
+) -> None:
+    fake, url = ollama
+    fake.script.push(ErrorReply(503))
+
+    relayed, error = await relay_all(passthrough(), url, messages_call(stream=True))
+
+    assert relayed == []
+    assert error is not None
+    assert (error.status, error.retryable, error.mid_stream) == (503, True, False)
+    assert "server busy" in error.message
+
+
+async def test_native_for_an_unpulled_model_is_model_not_found(
+    ollama: tuple[FakeState, str],
+) -> None:
+    _, url = ollama
+    call = messages_call(stream=False)
+    call.body["model"] = "mistral"
+    provider = passthrough()
+    try:
+        with pytest.raises(UpstreamError) as caught:
+            await provider.native(url, call)
+    finally:
+        await provider.aclose()
+
+    assert (caught.value.status, caught.value.code) == (404, "model_not_found")
+    assert 'model "mistral" not found' in caught.value.message

@@ -17,7 +17,6 @@ from openai.types.responses import Response, ResponseStreamEvent
 from omen.errors import ApiError
 from omen.formats.responses import (
     ResponsesEncoder,
-    ResponsesUsageReader,
     failed_code,
     from_chat,
     to_chat,
@@ -1186,20 +1185,6 @@ def test_failures_carry_the_code_codex_acts_on(error: UpstreamError, code: str) 
     assert failed(error)[-1]["response"]["error"]["code"] == code
 
 
-def test_the_usage_reader_takes_usage_and_model_from_lifecycle_events() -> None:
-    reader = ResponsesUsageReader()
-    completed = {
-        "type": "response.completed",
-        "response": {"model": "gpt-5.1-codex", "usage": usage_to_responses(Usage(100, 20, 80, 5))},
-    }
-    assert reader.feed(
-        {"type": "response.created", "response": {"model": "gpt-5.1-codex", "usage": None}}
-    ) == (None, "gpt-5.1-codex")
-    assert reader.feed({"type": "response.output_text.delta", "delta": "x"}) == (None, None)
-    assert reader.feed(completed) == (Usage(100, 20, 80, 5), "gpt-5.1-codex")
-    assert reader.feed({"type": "response.failed", "response": "junk"}) == (None, None)
-
-
 # --- the fake upstream speaks Responses, as the official SDK reads it --------------------------
 
 
@@ -1344,12 +1329,3 @@ def test_the_fake_fails_the_way_openai_does(
     bad_key = openai.OpenAI(base_url=str(client.base_url), api_key="sk-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad_key.responses.create(model="gpt-5", input="hi")
-
-
-def test_the_usage_reader_reads_the_fakes_stream(fake: FakeState, upstream: Any) -> None:
-    fake.script.push(TextReply(prompt_tokens=40, completion_tokens=7))
-    reader = ResponsesUsageReader()
-    readings = [reader.feed(event) for event in raw_stream(upstream)]
-    usages = [usage for usage, _ in readings if usage is not None]
-    assert usages == [Usage(prompt_tokens=40, completion_tokens=7)]
-    assert {model for _, model in readings if model} == {"gpt-5"}
