@@ -49,7 +49,10 @@ def build_provider(config: ProviderConfig) -> Provider:
     api_key = config.api_key.get_secret_value() if config.api_key else None
     if config.type == "ollama":
         return OllamaProvider(
-            config.name, timeout=config.timeout, connect_timeout=config.connect_timeout
+            config.name,
+            timeout=config.timeout,
+            connect_timeout=config.connect_timeout,
+            passthrough=config.passthrough_formats,
         )
     if config.type in ("openai", "xai", "azure"):
         return OpenAIProvider(

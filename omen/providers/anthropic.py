@@ -37,7 +37,8 @@ from omen.providers.http import (
     open_stream,
     parse_retry_after,
     post_json,
-    sse_blocks,
+    sse_events,
+    sse_json,
 )
 
 API_VERSION = "2023-06-01"
@@ -405,6 +406,56 @@ class AnthropicStreamTranslator(ChunkEnvelope):
         return [finish, usage_chunk]
 
 
+# --- passthrough: Anthropic's event stream relayed ---------------------------------------
+
+
+def running_usage(fields: JSON, event: JSON) -> Usage | None:
+    """Fold one Anthropic stream event's usage into `fields`; the usage so far, if it had any.
+
+    message_start carries the input side (cache reads and writes included); message_delta
+    the cumulative output, sometimes the input counts again.
+    """
+    kind = event.get("type")
+    if kind == "message_start":
+        message = event.get("message")
+        usage = message.get("usage") if isinstance(message, dict) else None
+    elif kind == "message_delta":
+        usage = event.get("usage")
+    else:
+        return None
+    if not isinstance(usage, dict):
+        return None
+    fields.update({key: value for key, value in usage.items() if value is not None})
+    return usage_from_anthropic(fields)
+
+
+async def relay_messages(events: AsyncIterator[bytes], where: str) -> AsyncGenerator[Relayed, None]:
+    """An Anthropic Messages event stream (Anthropic, Ollama's /v1/messages), each event's
+    bytes relayed as they came. An `error` event before anything was relayed is raised, so
+    the gateway may fail over; after, it is relayed and raised as delivered."""
+    fields: JSON = {}
+    started = False
+    async for data in events:
+        event = sse_json(data, where)
+        kind = event.get("type")
+        if kind == "error":
+            error = event.get("error")
+            failure = stream_error(error if isinstance(error, dict) else {})
+            if not started:
+                failure.mid_stream = False
+                raise failure
+            yield Relayed(data)
+            failure.delivered = True
+            raise failure
+        message = event.get("message") if kind == "message_start" else None
+        model = message.get("model") if isinstance(message, dict) else None
+        yield Relayed(data, running_usage(fields, event), model if isinstance(model, str) else None)
+        started = True
+        if kind == "message_stop":
+            return
+    raise UpstreamError(502, f"{where}: stream ended before message_stop", mid_stream=started)
+
+
 # --- errors ----------------------------------------------------------------------------
 
 
@@ -527,8 +578,6 @@ class AnthropicProvider:
         """The upstream's events as they come (thinking signatures untouched), usage read
         from message_start and the cumulative message_delta on the way through."""
         where = f"{self.name} {endpoint}"
-        raw_usage: JSON = {}
-        started = False
         async with (
             open_stream(
                 self._clients.get(endpoint),
@@ -538,35 +587,10 @@ class AnthropicProvider:
                 where=where,
                 on_error=anthropic_error,
             ) as response,
-            aclosing(iter_lines(response, where)) as lines,
-            aclosing(sse_blocks(lines, where)) as events,
+            aclosing(relay_messages(sse_events(response, where), where)) as relayed,
         ):
-            async for data, event in events:
-                kind = event.get("type")
-                if kind == "error":
-                    error = stream_error(event.get("error") or {})
-                    if not started:
-                        error.mid_stream = False  # nothing relayed yet: fail over
-                        raise error
-                    yield Relayed(data)
-                    error.delivered = True
-                    raise error
-                relayed = Relayed(data)
-                if kind == "message_start":
-                    message = event.get("message") or {}
-                    raw_usage.update(message.get("usage") or {})
-                    relayed.usage = usage_from_anthropic(raw_usage)
-                    relayed.model = message.get("model")
-                elif kind == "message_delta":
-                    raw_usage.update(
-                        {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
-                    )
-                    relayed.usage = usage_from_anthropic(raw_usage)
-                yield relayed
-                started = True
-                if kind == "message_stop":
-                    return
-        raise UpstreamError(502, f"{where}: stream ended before message_stop", mid_stream=started)
+            async for event in relayed:
+                yield event
 
     async def count_tokens(self, endpoint: str, call: NativeCall) -> int:
         where = f"{self.name} {endpoint}"

@@ -43,7 +43,7 @@ from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped,unu
 from botocore.session import Session  # type: ignore[import-untyped,unused-ignore]
 
 from omen.config import ProviderConfig
-from omen.providers.anthropic import usage_from_anthropic
+from omen.providers.anthropic import running_usage, usage_from_anthropic
 from omen.providers.base import (
     JSON,
     ChatResponse,
@@ -730,25 +730,6 @@ def to_invoke(call: NativeCall) -> JSON:
     if betas:
         body["anthropic_beta"] = betas
     return body
-
-
-def running_usage(fields: JSON, event: JSON) -> Usage | None:
-    """Fold one Anthropic stream event's usage into `fields`; the usage so far, if it had any.
-
-    message_start carries the input side (cache reads and writes included); message_delta
-    the cumulative output, sometimes the input counts again.
-    """
-    kind = event.get("type")
-    if kind == "message_start":
-        usage = (event.get("message") or {}).get("usage")
-    elif kind == "message_delta":
-        usage = event.get("usage")
-    else:
-        return None
-    if not isinstance(usage, dict):
-        return None
-    fields.update({key: value for key, value in usage.items() if value is not None})
-    return usage_from_anthropic(fields)
 
 
 _ANTHROPIC_STREAM_ERRORS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, cast
@@ -170,35 +171,43 @@ async def iter_lines(response: httpx.Response, where: str) -> AsyncGenerator[byt
         yield buffer.rstrip(b"\r")
 
 
-async def sse_blocks(
-    lines: AsyncIterator[bytes], where: str
-) -> AsyncGenerator[tuple[bytes, JSON], None]:
-    """Server-sent events as (the event's bytes as framed upstream, its parsed `data:` JSON).
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
-    For passthrough: the bytes go to the client unchanged; the JSON is only read (usage,
-    errors, the end). The `event:` name fills in a missing `type`.
-    """
-    block: list[bytes] = []
+
+async def sse_events(response: httpx.Response, where: str) -> AsyncGenerator[bytes, None]:
+    """Each server-sent event as the bytes that carried it, its blank line included: what a
+    passthrough relays to the client unchanged."""
+    buffer = b""
+    try:
+        raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+        async with aclosing(raw) as chunks:
+            async for chunk in chunks:
+                buffer += chunk
+                while (end := _EVENT_END.search(buffer)) is not None:
+                    event, buffer = buffer[: end.end()], buffer[end.end() :]
+                    yield event
+    except httpx.HTTPError as exc:
+        error = transport_error(exc, where)
+        error.mid_stream = True
+        raise error from exc
+    if buffer.strip():
+        yield buffer
+
+
+def sse_json(raw: bytes, where: str) -> JSON:
+    """One event's `data:` as JSON (only read: usage, errors, the end); `event:` fills a
+    missing `type`; `[DONE]` and comment-only events are `{"type": …}` markers."""
     name: str | None = None
     data: list[bytes] = []
-    async for line in lines:
-        if line:
-            block.append(line)
-            if line.startswith(b"event:"):
-                name = line[6:].strip().decode(errors="replace")
-            elif line.startswith(b"data:"):
-                data.append(line[5:].strip())
-            continue
-        if data:
-            yield b"\n".join(block) + b"\n\n", _sse_json(name, data, where)
-        block, name, data = [], None, []
-    if data:
-        yield b"\n".join(block) + b"\n\n", _sse_json(name, data, where)
-
-
-def _sse_json(name: str | None, data: list[bytes], where: str) -> JSON:
+    for line in raw.splitlines():
+        if line.startswith(b"event:"):
+            name = line[6:].strip().decode(errors="replace")
+        elif line.startswith(b"data:"):
+            data.append(line[5:].removeprefix(b" "))
     payload = b"\n".join(data)
-    if payload == b"[DONE]":
+    if not payload.strip():
+        return {"type": name or ""}
+    if payload.strip() == b"[DONE]":
         return {"type": "[DONE]"}
     event = loads(payload, where)
     if not isinstance(event, dict):

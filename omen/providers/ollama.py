@@ -9,17 +9,16 @@ pass through to Ollama's own /v1/messages (Ollama ≥ 0.14) and its events are r
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import orjson
 
-from omen.providers.anthropic import usage_from_anthropic
+from omen.providers.anthropic import relay_messages, usage_from_anthropic
 from omen.providers.base import (
     JSON,
     ChatResponse,
@@ -37,7 +36,7 @@ from omen.providers.http import (
     loads,
     open_stream,
     post_json,
-    transport_error,
+    sse_events,
 )
 
 _OPTION_FIELDS = {
@@ -303,97 +302,6 @@ def ollama_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamEr
 
 # --- passthrough: Anthropic's Messages API, served by Ollama itself ---------------------
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-# Anthropic's in-stream error types and the statuses Omen gives them.
-_STREAM_ERROR_STATUSES = {"overloaded_error": 503, "rate_limit_error": 429, "api_error": 500}
-
-
-async def sse_events(response: httpx.Response, where: str) -> AsyncGenerator[bytes, None]:
-    """Each server-sent event as the bytes that carried it, its blank line included."""
-    buffer = b""
-    try:
-        raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
-        async with aclosing(raw) as chunks:
-            async for chunk in chunks:
-                buffer += chunk
-                while (end := _EVENT_END.search(buffer)) is not None:
-                    event, buffer = buffer[: end.end()], buffer[end.end() :]
-                    yield event
-    except httpx.HTTPError as exc:
-        error = transport_error(exc, where)
-        error.mid_stream = True
-        raise error from exc
-    if buffer.strip():
-        yield buffer
-
-
-def running_usage(fields: JSON, event: JSON) -> Usage | None:
-    """Fold one Anthropic stream event's usage into `fields`; the usage so far, if it had any.
-
-    message_start carries the input side; message_delta the cumulative output (Ollama
-    repeats the input count there).
-    """
-    kind = event.get("type")
-    if kind == "message_start":
-        usage = (event.get("message") or {}).get("usage")
-    elif kind == "message_delta":
-        usage = event.get("usage")
-    else:
-        return None
-    if not isinstance(usage, dict):
-        return None
-    fields.update({key: value for key, value in usage.items() if value is not None})
-    return usage_from_anthropic(fields)
-
-
-class MessagesRelay:
-    """Reads Anthropic SSE events on their way to the client: usage, model, the end.
-
-    The bytes go on as they came; an `error` event is raised instead (with `mid_stream` set
-    by the caller), so Omen can fail over when nothing reached the client yet.
-    """
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        self.started = False  # whether an event has been relayed
-        self.finished = False  # message_stop seen
-        self._usage: JSON = {}
-
-    def feed(self, raw: bytes) -> Relayed:
-        name, data = _event_fields(raw)
-        event = loads(data, self.where) if data else {}
-        if not isinstance(event, dict):
-            raise UpstreamError(502, f"{self.where}: stream event is not an object")
-        kind = event.get("type") or name
-        if kind == "error":
-            error = event.get("error") if isinstance(event.get("error"), dict) else {}
-            error_type = str((error or {}).get("type") or "api_error")
-            message = str((error or {}).get("message") or error_type)
-            status = _STREAM_ERROR_STATUSES.get(error_type, 502)
-            raise UpstreamError(status, f"ollama: {message}", code=error_type)
-        model = None
-        if kind == "message_start":
-            model = (event.get("message") or {}).get("model")
-        elif kind == "message_stop":
-            self.finished = True
-        self.started = True
-        return Relayed(
-            data=raw,
-            usage=running_usage(self._usage, event),
-            model=model if isinstance(model, str) else None,
-        )
-
-
-def _event_fields(raw: bytes) -> tuple[str | None, bytes]:
-    name: str | None = None
-    data: list[bytes] = []
-    for line in raw.splitlines():
-        if line.startswith(b"event:"):
-            name = line[6:].strip().decode(errors="replace")
-        elif line.startswith(b"data:"):
-            data.append(line[5:].removeprefix(b" "))
-    return name, b"\n".join(data)
-
 
 def _anthropic_headers(call: NativeCall, accept: str) -> dict[str, str]:
     headers = {"content-type": "application/json", "accept": accept}
@@ -450,29 +358,19 @@ class OllamaProvider:
         """POST /v1/messages streamed; each SSE event relayed byte for byte."""
         where = f"ollama {endpoint}"
         body = call.body if call.body.get("stream") is True else {**call.body, "stream": True}
-        relay = MessagesRelay(where)
-        try:
-            async with (
-                open_stream(
-                    self._clients.get(endpoint),
-                    "/v1/messages",
-                    body,
-                    headers=_anthropic_headers(call, "text/event-stream"),
-                    where=where,
-                    on_error=ollama_error,
-                ) as response,
-                aclosing(sse_events(response, where)) as events,
-            ):
-                async for raw in events:
-                    yield relay.feed(raw)
-                    if relay.finished:
-                        return
-        except UpstreamError as exc:
-            exc.mid_stream = relay.started
-            raise
-        raise UpstreamError(
-            502, f"{where}: stream ended before message_stop", mid_stream=relay.started
-        )
+        async with (
+            open_stream(
+                self._clients.get(endpoint),
+                "/v1/messages",
+                body,
+                headers=_anthropic_headers(call, "text/event-stream"),
+                where=where,
+                on_error=ollama_error,
+            ) as response,
+            aclosing(relay_messages(sse_events(response, where), where)) as relayed,
+        ):
+            async for event in relayed:
+                yield event
 
     async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
         model = body["model"]

@@ -32,7 +32,8 @@ from omen.providers.http import (
     open_stream,
     parse_retry_after,
     post_json,
-    sse_blocks,
+    sse_events,
+    sse_json,
 )
 
 Flavour = Literal["openai", "xai", "azure"]
@@ -143,16 +144,19 @@ def openai_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamEr
 
 
 def responses_usage(usage: JSON | None) -> Usage:
-    """The Responses API's usage (input/output tokens with their details) as Omen counts it."""
+    """The Responses API's usage (input_tokens include the cached ones) as Omen counts it."""
     if not isinstance(usage, dict):
         return Usage()
-    input_details = usage.get("input_tokens_details") or {}
-    output_details = usage.get("output_tokens_details") or {}
+    inputs = usage.get("input_tokens_details")
+    outputs = usage.get("output_tokens_details")
+    inputs = inputs if isinstance(inputs, dict) else {}
+    outputs = outputs if isinstance(outputs, dict) else {}
     return Usage(
         prompt_tokens=_count(usage.get("input_tokens")),
         completion_tokens=_count(usage.get("output_tokens")),
-        cached_tokens=_count(input_details.get("cached_tokens")),
-        reasoning_tokens=_count(output_details.get("reasoning_tokens")),
+        cached_tokens=_count(inputs.get("cached_tokens")),
+        reasoning_tokens=_count(outputs.get("reasoning_tokens")),
+        cache_write_tokens=_count(inputs.get("cache_write_tokens")),
     )
 
 
@@ -254,10 +258,10 @@ class OpenAIProvider:
                 where=where,
                 on_error=openai_error,
             ) as response,
-            aclosing(iter_lines(response, where)) as lines,
-            aclosing(sse_blocks(lines, where)) as events,
+            aclosing(sse_events(response, where)) as events,
         ):
-            async for data, event in events:
+            async for data in events:
+                event = sse_json(data, where)
                 kind = event.get("type")
                 if kind in ("response.failed", "error"):
                     error = responses_error(event, where)

@@ -350,3 +350,26 @@ def test_the_anthropic_sdk_lists_models(omen: Omen) -> None:
     client = anthropic.Anthropic(base_url=omen.url, api_key=APP_KEY, max_retries=0)
     ids = [model.id for model in client.models.list()]
     assert {"auto", CLAUDE, LOCAL} <= set(ids)
+
+
+def test_an_ollama_that_serves_messages_gets_the_body_as_sent(
+    omen_factory: Callable[..., Omen], ups: Upstreams
+) -> None:
+    text = config(ups).replace(
+        'health_check_interval = "1h"\nmodel_info',
+        'health_check_interval = "1h"\npassthrough = ["messages"]\nmodel_info',
+    )
+    assert 'passthrough = ["messages"]' in text
+    omen = omen_factory(text)
+    body = claude_code_body(LOCAL)
+    body["messages"][0]["content"][0]["text"] = "short"
+    reply = post_messages(omen, body)
+    assert reply.status_code == 200, reply.text
+    sent = ups.ollama.requests_to("/v1/messages")[-1]
+    assert sent.json == body
+    assert sent.headers["anthropic-beta"] == BETA
+    kinds = [e["type"] for e in sse_events(reply.text)]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    row = wait_for_rows(omen.database, 1)[-1]
+    assert row.decision["passthrough"] is True  # type: ignore[attr-defined]
+    assert "dropped" not in row.decision  # type: ignore[attr-defined]

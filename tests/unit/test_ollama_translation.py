@@ -11,14 +11,14 @@ import httpx
 import orjson
 import pytest
 
+from omen.providers.anthropic import relay_messages
 from omen.providers.base import JSON, NativeCall, Relayed, UpstreamError
+from omen.providers.http import sse_events
 from omen.providers.ollama import (
-    MessagesRelay,
     OllamaProvider,
     OllamaStreamTranslator,
     from_ollama_chat,
     ollama_error,
-    sse_events,
     to_ollama_chat,
 )
 from tests.fakes import (
@@ -344,17 +344,19 @@ RECORDED_SSE = [
 ]
 
 
-def test_relay_passes_each_event_as_it_came_and_reads_usage_and_model() -> None:
-    relay = MessagesRelay("ollama test")
+async def _events(raws: list[bytes]) -> AsyncIterator[bytes]:
+    for raw in raws:
+        yield raw
 
-    relayed = [relay.feed(raw) for raw in RECORDED_SSE]
+
+async def test_relay_passes_each_event_as_it_came_and_reads_usage_and_model() -> None:
+    relayed = [r async for r in relay_messages(_events(RECORDED_SSE), "ollama test")]
 
     assert [r.data for r in relayed] == RECORDED_SSE
     assert relayed[0].model == "qwen3-coder"
     assert [r.usage is not None for r in relayed] == [True, False, False, False, True, False]
     final = relayed[4].usage
     assert final is not None and (final.prompt_tokens, final.completion_tokens) == (42, 3)
-    assert relay.finished is True
 
 
 async def test_sse_events_keep_their_bytes_across_reads_and_separators() -> None:
@@ -376,18 +378,33 @@ class SplitStream(httpx.AsyncByteStream):
             yield self.data[start : start + self.step]
 
 
-def test_an_error_event_is_raised_not_relayed() -> None:
-    relay = MessagesRelay("ollama test")
+async def test_an_error_event_before_anything_is_raised_not_relayed() -> None:
     error = (
         b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
         b'"message":"server busy"}}\n\n'
     )
 
     with pytest.raises(UpstreamError) as caught:
-        relay.feed(error)
+        _ = [r async for r in relay_messages(_events([error]), "ollama test")]
 
-    assert (caught.value.status, caught.value.retryable) == (503, True)
+    assert caught.value.retryable and not caught.value.mid_stream
+    assert not caught.value.delivered
     assert "server busy" in caught.value.message
+
+
+async def test_an_error_event_after_the_first_is_relayed_then_raised_as_delivered() -> None:
+    error = (
+        b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+        b'"message":"server busy"}}\n\n'
+    )
+    relayed: list[Relayed] = []
+
+    with pytest.raises(UpstreamError) as caught:
+        async for r in relay_messages(_events([RECORDED_SSE[0], error]), "ollama test"):
+            relayed.append(r)
+
+    assert [r.data for r in relayed] == [RECORDED_SSE[0], error]
+    assert caught.value.delivered and caught.value.mid_stream
 
 
 def test_an_anthropic_shaped_error_body_gives_its_message() -> None:
@@ -927,8 +944,10 @@ async def test_native_stream_error_event_is_a_mid_stream_error(
 
     relayed, error = await relay_all(passthrough(), url, messages_call(stream=True))
 
-    assert len(relayed) == 4  # message_start, content_block_start, two deltas
-    assert error is not None and error.mid_stream is True
+    # message_start, content_block_start, two deltas, then the error event itself: the client
+    # gets it as Ollama sent it, and the pump does not add a second one.
+    assert len(relayed) == 5 and relayed[-1].data.startswith(b"event: error")
+    assert error is not None and error.mid_stream is True and error.delivered is True
     assert "out of memory" in error.message
 
 

@@ -12,31 +12,15 @@ import orjson
 from omen.formats.responses.request import SERVICE_TIERS, is_int, is_number
 from omen.formats.responses.tools import ToolOrigin, tool_table
 from omen.providers import JSON, Usage
+from omen.providers.openai_format import responses_usage
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(24).hex()}"
 
 
-def usage_from_responses(usage: JSON | None) -> Usage:
-    """Responses usage (input_tokens include the cached ones) → Usage."""
-    if not isinstance(usage, dict):
-        return Usage()
-    inputs = usage.get("input_tokens_details")
-    outputs = usage.get("output_tokens_details")
-    inputs = inputs if isinstance(inputs, dict) else {}
-    outputs = outputs if isinstance(outputs, dict) else {}
-    return Usage(
-        prompt_tokens=_count(usage.get("input_tokens")),
-        completion_tokens=_count(usage.get("output_tokens")),
-        cached_tokens=_count(inputs.get("cached_tokens")),
-        reasoning_tokens=_count(outputs.get("reasoning_tokens")),
-        cache_write_tokens=_count(inputs.get("cache_write_tokens")),
-    )
-
-
-def _count(value: Any) -> int:
-    return value if is_int(value) and value > 0 else 0
+# One reading of Responses usage, shared with the passthrough in the provider layer.
+usage_from_responses = responses_usage
 
 
 def usage_to_responses(usage: Usage) -> JSON:
