@@ -56,10 +56,17 @@ MARKER = "omen-42-marker"
 # --- installing -------------------------------------------------------------------------
 
 
+def _unavailable(reason: str) -> None:
+    """Skip on a developer's machine without npm; fail in CI (OMEN_REQUIRE_AGENTS=1)."""
+    if os.environ.get("OMEN_REQUIRE_AGENTS") == "1":
+        pytest.fail(f"{reason} (OMEN_REQUIRE_AGENTS=1: the real agents are required)")
+    pytest.skip(reason)
+
+
 def install_agent(name: str) -> Path:
     """The agent's binary, installed by scripts/agents.sh; skips when npm cannot install it."""
     if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip(f"{name}: node/npm are not on PATH, so the agent cannot be installed")
+        _unavailable(f"{name}: node/npm are not on PATH, so the agent cannot be installed")
     try:
         done = subprocess.run(
             ["bash", str(ROOT / "scripts" / "agents.sh"), name],
@@ -69,12 +76,12 @@ def install_agent(name: str) -> Path:
             cwd=ROOT,
         )
     except subprocess.TimeoutExpired:
-        pytest.skip(f"{name}: npm install did not finish in {INSTALL_TIMEOUT} s")
+        _unavailable(f"{name}: npm install did not finish in {INSTALL_TIMEOUT} s")
     paths = dict(
         line.split("=", 1) for line in done.stdout.splitlines() if line.startswith(f"{name}=")
     )
     if done.returncode != 0 or name not in paths:
-        pytest.skip(f"{name}: npm could not install it:\n{done.stderr[-3000:]}")
+        _unavailable(f"{name}: npm could not install it:\n{done.stderr[-3000:]}")
     return Path(paths[name])
 
 
