@@ -425,12 +425,18 @@ class Gateway:
         """Name in the decision whether the body went through, and what translation dropped."""
         if ctx.kind == "embeddings":
             return
+        provider = self.fleet.providers[candidate.provider]
         if ctx.kind == "chat":  # chat bodies go to chat-speaking upstreams nearly untouched
-            speaks = getattr(self.fleet.providers[candidate.provider], "speaks", None)
-            native = speaks is not None and speaks("chat", candidate.model)
-        decision.details["passthrough"] = native
-        if not native and ctx.dropped:
-            dropped = [f"{name} ({candidate.provider})" for name in ctx.dropped]
+            speaks = getattr(provider, "speaks", None)
+            decision.details["passthrough"] = speaks is not None and speaks("chat", candidate.model)
+        else:
+            decision.details["passthrough"] = native
+            if native:
+                return
+        uncarried = getattr(provider, "uncarried", None)
+        names = ctx.dropped + (uncarried(ctx.body, candidate.model) if uncarried else [])
+        if names:
+            dropped = [f"{name} ({candidate.provider})" for name in names]
             decision.details["dropped"] = dropped
             decision.reason += f" [dropped: {', '.join(dropped)}]"
 

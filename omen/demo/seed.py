@@ -54,6 +54,7 @@ def seed_store(
             completion = int(rng.lognormvariate(5.5, 0.7)) if status == 200 else 0
             latency = typical * rng.lognormvariate(0, 0.35)
             stream = rng.random() < 0.5
+            cached = int(prompt * rng.choice((0.0, 0.5, 0.8))) if per_in else 0
             reason = (
                 f"intent={intent} ({'code fence, python' if intent == 'code' else 'no signals'}) "
                 f"→ balanced (lowest weighted score) → {provider}/{model} @{endpoint}: "
@@ -79,7 +80,12 @@ def seed_store(
                     ttft_ms=latency * 0.3 if stream else None,
                     prompt_tokens=prompt,
                     completion_tokens=completion,
-                    cost_usd=prompt * per_in + completion * per_out,
+                    # Agents resend their history: clouds serve much of it from the prompt
+                    # cache (read at a tenth of the input price here).
+                    cached_tokens=cached,
+                    cache_saved_usd=cached * per_in * 0.9,
+                    session=f"ses_{container}_{i % 7}" if provider != "ollama" else None,
+                    cost_usd=(prompt - cached * 0.9) * per_in + completion * per_out,
                     reason=reason,
                     decision={
                         "intent": {"name": intent, "source": "text", "signals": []},

@@ -256,10 +256,15 @@ class SimulatedCloud:
             )
             return
         words = self.random.choice(ANSWERS).split()
+        prompt = _prompt_tokens(body)
         usage = {
-            "prompt_tokens": _prompt_tokens(body),
+            "prompt_tokens": prompt,
             "completion_tokens": len(words) * 3,
-            "total_tokens": _prompt_tokens(body) + len(words) * 3,
+            "total_tokens": prompt + len(words) * 3,
+            # A repeated prefix is served from the prompt cache, as real clouds report it.
+            "prompt_tokens_details": {
+                "cached_tokens": int(prompt * self.random.choice((0.0, 0.5, 0.8)))
+            },
         }
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         model = body.get("model")

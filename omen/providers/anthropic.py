@@ -45,6 +45,17 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
+# Chat fields a Messages body cannot express.
+_NOT_IN_MESSAGES = (
+    "response_format",
+    "n",
+    "logprobs",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+)
+
 # OpenAI's reasoning_effort → an Anthropic thinking budget (tokens).
 THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 
@@ -610,6 +621,10 @@ class AnthropicProvider:
         return tokens
 
     # --- translation: an OpenAI-shaped body ---------------------------------------------
+
+    def uncarried(self, body: JSON, model: str) -> list[str]:
+        """Chat fields Messages has no place for (named in the decision when translated)."""
+        return [name for name in _NOT_IN_MESSAGES if body.get(name) not in (None, False)]
 
     async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
         where = f"{self.name} {endpoint}"

@@ -303,6 +303,12 @@ class OpenAIProvider:
 
     # --- translation target: chat completions -----------------------------------------
 
+    def uncarried(self, body: JSON, model: str) -> list[str]:
+        """What `upstream_body` leaves out for this model (named in the decision)."""
+        if body.get("reasoning_effort") and not model.startswith(_REASONING_MODELS):
+            return ["reasoning_effort"]
+        return []
+
     async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
         path, params = self._route(body["model"], "chat/completions")
         raw, _ = await post_json(

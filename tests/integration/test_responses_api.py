@@ -269,3 +269,28 @@ def test_the_sdk_raises_for_errors_in_openai_shape(omen: Omen) -> None:
     client = omen.client()
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="no-such-model", input="hi")
+
+
+def test_claude_code_on_an_openai_model_names_what_gpt_4o_cannot_take(omen: Omen, ups: Ups) -> None:
+    body = {
+        "model": GPT,
+        "max_tokens": 32000,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "hi"}],
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015"}]},
+    }
+    reply = httpx.post(
+        f"{omen.url}/v1/messages",
+        json=body,
+        headers={"x-api-key": APP_KEY, "anthropic-version": "2023-06-01"},
+        timeout=20,
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["content"][0]["text"] == "Hello! How can I help you today?"
+    sent = ups.openai.requests_to("/v1/chat/completions")[-1].json
+    assert "reasoning_effort" not in sent  # gpt-4o refuses it
+    assert "cache_control" not in json.dumps(sent)  # OpenAI caches prefixes by itself
+    row = wait_for_rows(omen.database, 1)[-1]
+    dropped = row.decision["dropped"]  # type: ignore[attr-defined]
+    assert dropped == ["context_management (openai)", "reasoning_effort (openai)"]
