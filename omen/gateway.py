@@ -1,18 +1,19 @@
-"""One request from decision to record: route, call the upstream with failover, price, record.
+"""One request from decision to record, whatever its wire format: session and route, admit
+against the container's limits, call the upstream (passthrough or translated) with failover,
+settle, record.
 
-The HTTP layer hands a validated body and the caller's principal to `Gateway`; what comes
-back is the answer to send. Every request that got past authentication leaves exactly one
-row in the store, whatever happened to it.
+The HTTP layer hands a decoded body and the caller's principal to `Gateway.call`; what comes
+back is a complete answer or a started stream pump. Every request that got past
+authentication leaves exactly one row in the store (through `Recorder`), whatever happened.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import cast
 
 from omen.auth import Principal
 from omen.calls import ROUTING_HINTS, Answer, Attempt, CallContext
@@ -33,15 +34,14 @@ from omen.providers import (
     UpstreamError,
     Usage,
 )
+from omen.recording import Recorder
 from omen.routing import Candidate, NoRoute, RouteDecision, Router
 from omen.routing.session import Pin, keep_session, relabel
 from omen.sessions import SessionStore
 from omen.streaming import StreamPump, close_quietly
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import NO_TRACING, Tracing
-from store import RequestRecord, StoreWriter
-
-log = logging.getLogger("omen.requests")
+from store import StoreWriter
 
 
 class Failover:
@@ -79,7 +79,7 @@ class Failover:
         gateway = self.gateway
         error = gateway.exhausted(self.decision, self.attempts, self.last)
         await gateway.usage.release(self.ctx.admission)
-        gateway.record(
+        gateway.recorder.record(
             self.ctx,
             self.decision,
             None,
@@ -116,8 +116,6 @@ class Gateway:
     ) -> None:
         self.config = config
         self.fleet = fleet
-        self.writer = writer
-        self.keep_bodies = config.server.keep_request_bodies > 0
         self.max_attempts = max(1, config.routing.max_attempts)
         self.failover_timeout = config.routing.failover_timeout
         infos = [provider_info(pconf) for pconf in fleet.provider_configs.values()]
@@ -125,6 +123,13 @@ class Gateway:
         self.usage = usage
         self.metrics = metrics
         self.tracing = tracing or NO_TRACING
+        self.recorder = Recorder(
+            writer,
+            metrics,
+            self.tracing,
+            self.router,
+            keep_bodies=config.server.keep_request_bodies > 0,
+        )
         self.policies = Policies(config)
         self.sessions = SessionStore(config.routing.session_ttl, config.server.redis_url)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -181,7 +186,7 @@ class Gateway:
             error = ApiError(exc.status, exc.message, code=exc.code, param="model")
             if exc.code == "context_length_exceeded":
                 error = self.too_long(ctx, request.est_prompt_tokens, exc.limit)
-            self.record_refusal(ctx, error)
+            self.recorder.refusal(ctx, error)
             raise error from None
         if pressure >= SOFT_LIMIT and request.model == "auto":
             decision.reason = f"budget {pressure:.0%} used, steered to cheapest: {decision.reason}"
@@ -191,7 +196,7 @@ class Gateway:
         window = self.router.spec(first.provider, first.model).capabilities.context_window
         if fits and request.est_prompt_tokens > window:
             error = self.too_long(ctx, request.est_prompt_tokens, window)
-            self.record_refusal(ctx, error, decision)
+            self.recorder.refusal(ctx, error, decision)
             raise error
         return decision
 
@@ -257,7 +262,7 @@ class Gateway:
                 "letting spend go uncounted",
                 code="limits_unavailable",
             )
-            self.record_refusal(ctx, error, decision)
+            self.recorder.refusal(ctx, error, decision)
             raise error from None
         except Refused as refused:
             verdict = refused.verdict
@@ -283,7 +288,7 @@ class Gateway:
             code=verdict.limit,
             headers={"retry-after": retry_after_header(verdict)},
         )
-        self.record_refusal(ctx, error, decision)
+        self.recorder.refusal(ctx, error, decision)
         raise error
 
     def quota_headers(self, ctx: CallContext) -> dict[str, str]:
@@ -297,24 +302,6 @@ class Gateway:
     def is_free(self, candidate: Candidate) -> bool:
         spec = self.router.spec(candidate.provider, candidate.model)
         return spec.input_cost_per_token == 0 and spec.output_cost_per_token == 0
-
-    def price(self, candidate: Candidate, usage: Usage) -> float:
-        """Real spend: fresh input, cache reads and writes, and output, each at its price."""
-        spec = self.router.spec(candidate.provider, candidate.model)
-        fresh = max(0, usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens)
-        return (
-            fresh * spec.input_cost_per_token
-            + usage.cached_tokens * spec.cache_read_cost_per_token
-            + usage.cache_write_tokens * spec.cache_write_cost_per_token
-            + usage.completion_tokens * spec.output_cost_per_token
-        )
-
-    def cache_saved(self, candidate: Candidate | None, usage: Usage) -> float:
-        """What this request's cache reads saved against paying the full input price."""
-        if candidate is None or not usage.cached_tokens:
-            return 0.0
-        spec = self.router.spec(candidate.provider, candidate.model)
-        return usage.cached_tokens * (spec.input_cost_per_token - spec.cache_read_cost_per_token)
 
     def report_failure(self, state: EndpointState, error: UpstreamError) -> None:
         connection = error.type in ("upstream_unreachable", "timeout")
@@ -407,10 +394,10 @@ class Gateway:
             self.fleet.end(state)
             self.fleet.record_success(state, _ms(began), None)
             failover.attempts.append(Attempt(candidate, 200, None, _ms(began)))
-            cost = self.price(candidate, result.usage)
+            cost = self.recorder.price(candidate, result.usage)
             await self.usage.settle(ctx.admission, result.usage.total_tokens, cost)
             await self.pin_session(ctx, candidate)
-            self.record(
+            self.recorder.record(
                 ctx, decision, candidate, 200, result.usage, cost, attempts=failover.attempts
             )
             raw = result.raw if isinstance(result, ChatResponse) else None
@@ -467,7 +454,7 @@ class Gateway:
             break
         decision.details["count_tokens"] = {"tokens": count.tokens, "estimated": count.estimated}
         ctx.kind = "count_tokens"  # recorded as what it was, after the wire format was used
-        self.record(
+        self.recorder.record(
             ctx,
             decision,
             counted_by,
@@ -495,133 +482,6 @@ class Gateway:
         return ApiError(
             status, message, type_=last.type, param=last.param, code=last.code, headers=headers
         )
-
-    # --- recording ---------------------------------------------------------------------
-
-    def record(
-        self,
-        ctx: CallContext,
-        decision: RouteDecision | None,
-        candidate: Candidate | None,
-        status: int,
-        usage: Usage,
-        cost: float,
-        *,
-        attempts: list[Attempt] | None = None,
-        error: str | None = None,
-        ttft_ms: float | None = None,
-        client_closed: bool = False,
-        model: str | None = None,
-    ) -> None:
-        if candidate is not None and decision is not None:
-            self.metrics.decided(
-                decision.strategy, candidate.provider, decision.intent.intent, decision.reason
-            )
-        self.metrics.request_done(
-            container=ctx.container,
-            provider=candidate.provider if candidate else None,
-            model=model or (candidate.model if candidate else None),
-            status=status,
-            seconds=ctx.elapsed_ms() / 1000,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cost=cost,
-        )
-        if status >= 400 or error:
-            log.log(
-                logging.WARNING if status >= 500 or error else logging.INFO,
-                "request %s: %s",
-                status,
-                error or "refused",
-                extra={
-                    "request_id": ctx.request_id,
-                    "container": ctx.container,
-                    "provider": candidate.provider if candidate else None,
-                },
-            )
-        elif log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "request %s",
-                status,
-                extra={
-                    "request_id": ctx.request_id,
-                    "container": ctx.container,
-                    "provider": candidate.provider if candidate else None,
-                },
-            )
-        with self.tracing.span("omen.store_write", request_id=ctx.request_id):
-            self._write(
-                ctx,
-                decision,
-                candidate,
-                status,
-                usage,
-                cost,
-                attempts,
-                error,
-                ttft_ms,
-                client_closed,
-                model,
-            )
-
-    def _write(
-        self,
-        ctx: CallContext,
-        decision: RouteDecision | None,
-        candidate: Candidate | None,
-        status: int,
-        usage: Usage,
-        cost: float,
-        attempts: list[Attempt] | None,
-        error: str | None,
-        ttft_ms: float | None,
-        client_closed: bool,
-        model: str | None,
-    ) -> None:
-        details: dict[str, Any] | None = None
-        if decision is not None:
-            details = dict(decision.details)
-            details["attempts"] = [a.as_dict() for a in attempts or []]
-        self.writer.record_request(
-            RequestRecord(
-                id=ctx.request_id,
-                ts=ctx.ts,
-                container=ctx.container,
-                key_id=ctx.principal.key_id,
-                kind=ctx.kind,
-                requested_model=str(ctx.body.get("model", "")),
-                model=model or (candidate.model if candidate else None),
-                provider=candidate.provider if candidate else None,
-                endpoint=candidate.endpoint if candidate else None,
-                intent=decision.intent.intent if decision else None,
-                strategy=decision.strategy if decision else None,
-                stream=ctx.stream,
-                status=status,
-                latency_ms=ctx.elapsed_ms(),
-                ttft_ms=ttft_ms,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cached_tokens=usage.cached_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cost_usd=cost,
-                cache_write_tokens=usage.cache_write_tokens,
-                cache_saved_usd=self.cache_saved(candidate, usage),
-                session=ctx.session,
-                reason=decision.reason if decision else (error or ""),
-                decision=details,
-                error=error,
-                trace_id=ctx.trace_id,
-                replay_of=ctx.replay_of,
-                client_closed=client_closed,
-            ),
-            body=ctx.body if self.keep_bodies else None,
-        )
-
-    def record_refusal(
-        self, ctx: CallContext, error: ApiError, decision: RouteDecision | None = None
-    ) -> None:
-        """A request refused before any upstream call (bad model, limits): logged, no spend."""
-        self.record(ctx, decision, None, error.status, Usage(), 0.0, error=error.message)
 
 
 def _ms(began: float) -> float:

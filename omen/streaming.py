@@ -114,7 +114,7 @@ class StreamPump:
         if usage is None:
             return  # no usage reported: the reservation stands as the best estimate
         await self.gateway.usage.settle(
-            admission, usage.total_tokens, self.gateway.price(self.candidate, usage)
+            admission, usage.total_tokens, self.gateway.recorder.price(self.candidate, usage)
         )
 
     def _record(self, usage: Usage | None, model: str, error: UpstreamError | None) -> None:
@@ -123,13 +123,13 @@ class StreamPump:
             Attempt(self.candidate, 200, error.message if error else None, _ms(self.began))
         )
         final = usage or Usage()
-        cost = self.gateway.price(self.candidate, final)
+        cost = self.gateway.recorder.price(self.candidate, final)
         message = None
         if error is not None:
             message = f"stream ended by upstream error after first byte: {error.message}"
         elif usage is None:
             message = "upstream stream carried no usage; tokens unknown"
-        self.gateway.record(
+        self.gateway.recorder.record(
             self.ctx,
             self.decision,
             self.candidate,

@@ -212,8 +212,8 @@ class Router:
                 for e in excluded
                 if e["why"].startswith("context ")
             ]
-            if windows and len(windows) == len(excluded):
-                biggest = max(windows)
+            biggest = max(windows, default=0)
+            if windows and len(windows) == len(excluded) and request.est_prompt_tokens > biggest:
                 raise NoRoute(
                     400,
                     f"prompt is too long: {request.est_prompt_tokens} tokens > {biggest} maximum",
