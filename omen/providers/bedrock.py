@@ -981,11 +981,8 @@ class BedrockProvider:
         if error.code in _STALE_CREDENTIAL_ERRORS and not self._bearer:
             self._credentials = None
 
-    async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
-        model = body["model"]
-        where = f"{self.name} {endpoint}"
-        path = model_path(model, "converse")
-        payload = to_converse(body)
+    async def _post(self, endpoint: str, path: str, payload: JSON, where: str) -> bytes:
+        """A signed JSON POST; the raw answer."""
         headers = await self._authorised(endpoint, path, payload)
         headers["accept"] = "application/json"
         try:
@@ -1000,6 +997,12 @@ class BedrockProvider:
         except UpstreamError as exc:
             self._forget_rejected_credentials(exc)
             raise
+        return raw
+
+    async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
+        model = body["model"]
+        where = f"{self.name} {endpoint}"
+        raw = await self._post(endpoint, model_path(model, "converse"), to_converse(body), where)
         data = loads(raw, where)
         if not isinstance(data, dict) or "output" not in data:
             raise UpstreamError(502, f"{where}: Converse answer has no output")
@@ -1062,22 +1065,7 @@ class BedrockProvider:
         """POST /model/{id}/invoke: the Anthropic message back, as Bedrock sent it."""
         model = str(call.body.get("model") or "")
         where = f"{self.name} {endpoint}"
-        path = model_path(model, "invoke")
-        payload = to_invoke(call)
-        headers = await self._authorised(endpoint, path, payload)
-        headers["accept"] = "application/json"
-        try:
-            raw, _ = await post_json(
-                self._clients.get(endpoint),
-                path,
-                payload,
-                headers=headers,
-                where=where,
-                on_error=bedrock_error,
-            )
-        except UpstreamError as exc:
-            self._forget_rejected_credentials(exc)
-            raise
+        raw = await self._post(endpoint, model_path(model, "invoke"), to_invoke(call), where)
         data = loads(raw, where)
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise UpstreamError(502, f"{where}: InvokeModel answer is not an Anthropic message")
