@@ -488,8 +488,15 @@ def _mapped_error(
             404, message, type_="invalid_request_error", code="model_not_found", retryable=True
         )
     if status in (400, 413, 422):
+        # About the client's own request: its words unchanged (Claude Code compacts on
+        # "prompt is too long"), and the code OpenAI-format agents act on.
+        too_long = "prompt is too long" in message
         return UpstreamError(
-            status, message, type_="invalid_request_error", code=error_type, retryable=False
+            status,
+            message.removeprefix("anthropic: "),
+            type_="invalid_request_error",
+            code="context_length_exceeded" if too_long else error_type,
+            retryable=False,
         )
     if status == 429:
         return UpstreamError(

@@ -373,3 +373,20 @@ def test_an_ollama_that_serves_messages_gets_the_body_as_sent(
     row = wait_for_rows(omen.database, 1)[-1]
     assert row.decision["passthrough"] is True  # type: ignore[attr-defined]
     assert "dropped" not in row.decision  # type: ignore[attr-defined]
+
+
+def test_anthropic_saying_the_prompt_is_too_long_reaches_claude_code_in_its_words(
+    omen: Omen, ups: Upstreams
+) -> None:
+    from tests.fakes import ErrorReply
+
+    words = "prompt is too long: 210345 tokens > 200000 maximum"
+    ups.anthropic.script.push(
+        ErrorReply(
+            400,
+            body={"type": "error", "error": {"type": "invalid_request_error", "message": words}},
+        )
+    )
+    reply = post_messages(omen, claude_code_body(CLAUDE))
+    assert reply.status_code == 400
+    assert reply.json()["error"] == {"type": "invalid_request_error", "message": words}
