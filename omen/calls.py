@@ -39,6 +39,7 @@ class CallContext:
     route: RouteRequest | None = None
     admission: Admission | None = None
     replay_of: str | None = None
+    recorded: bool = False  # its one row is written (or queued): never a second
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -10,6 +10,7 @@ authentication leaves exactly one row in the store (through `Recorder`), whateve
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -42,6 +43,8 @@ from omen.streaming import StreamPump, close_quietly
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import NO_TRACING, Tracing
 from store import StoreWriter
+
+log = logging.getLogger("omen.gateway")
 
 
 class Failover:
@@ -379,10 +382,29 @@ class Gateway:
                 if failover.failed(candidate, state, exc, began):
                     continue
                 break
-            except BaseException:
+            except Exception as exc:  # an adapter choking on a malformed answer: the upstream's
                 self.fleet.end(state)
                 if upstream is not None:
                     await close_quietly(upstream)
+                log.warning(
+                    "unreadable upstream answer",
+                    exc_info=True,
+                    extra={"request_id": ctx.request_id, "provider": candidate.provider},
+                )
+                unreadable = UpstreamError(
+                    502,
+                    f"{candidate.provider} {candidate.endpoint}: the answer could not be read "
+                    f"({type(exc).__name__})",
+                )
+                if failover.failed(candidate, state, unreadable, began):
+                    continue
+                break
+            except BaseException:  # cancelled: the client went away before an answer
+                self.fleet.end(state)
+                if upstream is not None:
+                    await close_quietly(upstream)
+                failover.attempts.append(Attempt(candidate, 499, "client closed", _ms(began)))
+                await self.abandon(ctx, decision, failover.attempts)
                 raise
             self.note_translation(ctx, decision, candidate, native is not None)
             if upstream is not None:
@@ -405,6 +427,24 @@ class Gateway:
                 candidate, decision, result.usage, cost, result.body, raw, native is not None
             )
         raise await failover.give_up()
+
+    async def abandon(
+        self,
+        ctx: CallContext,
+        decision: RouteDecision | None,
+        attempts: list[Attempt] | None = None,
+        *,
+        status: int = 499,
+        error: str = "client closed the connection before an answer",
+    ) -> None:
+        """A request that ends without an answer still leaves its row and frees its
+        reservation (at most once)."""
+        if ctx.recorded:
+            return
+        self.recorder.record(
+            ctx, decision, None, status, Usage(), 0.0, attempts=attempts, error=error
+        )
+        await asyncio.shield(self.usage.release(ctx.admission))
 
     def note_translation(
         self, ctx: CallContext, decision: RouteDecision, candidate: Candidate, native: bool

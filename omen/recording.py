@@ -70,6 +70,7 @@ class Recorder:
         client_closed: bool = False,
         model: str | None = None,
     ) -> None:
+        ctx.recorded = True
         if candidate is not None and decision is not None:
             self.metrics.decided(
                 decision.strategy, candidate.provider, decision.intent.intent, decision.reason

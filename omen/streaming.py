@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("omen.stream")
 
+_MAX_QUEUED = 64  # events waiting for a slow client before the pump waits too
+
 
 class StreamPump:
     def __init__(
@@ -57,7 +59,9 @@ class StreamPump:
         self.encoder: ChunkEncoder = ctx.encoder or OpenAIEncoder(
             bool((ctx.body.get("stream_options") or {}).get("include_usage"))
         )
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # Bounded: a slow client holds the pump, which stops reading the upstream (TCP
+        # backpressure) instead of buffering the stream in memory.
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_MAX_QUEUED)
         self.client_closed = False
         self.task: asyncio.Task[None] | None = None
 
@@ -84,10 +88,10 @@ class StreamPump:
                         usage = Usage.from_openai(item["usage"])
                     data = self.encoder.chunk(item)
                 if data:
-                    self.queue.put_nowait(data)
+                    await self._send(data)
                 item = await anext(self.upstream, None)
             if not relayed:  # a relayed stream carried its own ending
-                self.queue.put_nowait(self.encoder.done(usage))
+                await self._send(self.encoder.done(usage))
         except UpstreamError as exc:
             error = exc
         except Exception as exc:  # a broken upstream must still end the client's stream
@@ -96,16 +100,17 @@ class StreamPump:
         finally:
             self.gateway.fleet.end(self.state)
             if error is not None:
-                if not error.delivered:
-                    self.queue.put_nowait(self.encoder.error(error))
                 self.gateway.report_failure(self.state, error)
             else:
                 self.gateway.fleet.record_success(self.state, _ms(self.began), self.ttft_ms)
-            self.queue.put_nowait(None)
+            # The row and the spend first: a client that never reads again cannot hold them.
             self._record(usage, model, error)
             await self._settle(usage)
             if error is None:
                 await self.gateway.pin_session(self.ctx, self.candidate)
+            elif not error.delivered:
+                await self._send(self.encoder.error(error))
+            await self._send(None)
 
     async def _settle(self, usage: Usage | None) -> None:
         admission = self.ctx.admission
@@ -143,8 +148,16 @@ class StreamPump:
             model=model,
         )
 
+    async def _send(self, data: bytes | None) -> None:
+        """Hand bytes to the client's side, waiting while it is behind; dropped once it left
+        (the pump still reads the upstream to its end, for the usage)."""
+        if not self.client_closed:
+            await self.queue.put(data)
+
     def client_gone(self) -> None:
         self.client_closed = True
+        while not self.queue.empty():  # free a pump waiting on a full queue
+            self.queue.get_nowait()
 
     async def body(self) -> AsyncIterator[bytes]:
         finished = False
@@ -164,7 +177,7 @@ class StreamPump:
                     yield b"".join(parts)
         finally:
             if not finished:
-                self.client_closed = True
+                self.client_gone()
 
 
 async def close_quietly(upstream: AsyncIterator[JSON | Relayed]) -> None:

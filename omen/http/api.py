@@ -128,6 +128,7 @@ class Api:
     async def _serve(self, request: Request, fmt: InboundFormat) -> Reply:
         headers: dict[str, str] = {}
         gateway = self.daemon.gateway
+        ctx: CallContext | None = None
         try:
             ctx = await self._context(request, fmt)
             headers["x-omen-request-id"] = ctx.request_id
@@ -135,12 +136,15 @@ class Api:
                 headers["x-omen-session"] = header_safe(ctx.session)
             result = await gateway.call(ctx)
         except ApiError as exc:
+            if ctx is not None:  # refused before any upstream: still its one row
+                await gateway.abandon(ctx, None, status=exc.status, error=exc.message)
             return _error(fmt, exc, headers)
         except Exception:
             log.exception("unhandled error", extra={"path": request.url.path})
-            return _error(
-                fmt, ApiError(500, "internal error in Omen; see the daemon's log"), headers
-            )
+            failure = ApiError(500, "internal error in Omen; see the daemon's log")
+            if ctx is not None:
+                await gateway.abandon(ctx, None, status=500, error=failure.message)
+            return _error(fmt, failure, headers)
         headers.update(gateway.quota_headers(ctx))
         if isinstance(result, StreamPump):
             headers.update(
