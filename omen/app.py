@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,6 +18,7 @@ from omen.errors import ApiError
 from omen.http.admin import AdminApi
 from omen.http.api import Api, guarded
 from omen.http.errors import error_response
+from omen.http.loopback import LoopbackGuard
 
 
 def build_app(loaded: LoadedConfig) -> Starlette:
@@ -59,7 +61,10 @@ def build_app(loaded: LoadedConfig) -> Starlette:
         Route("/admin/requests/{request_id}/replay", guarded(admin.replay), methods=["POST"]),
     ]
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(LoopbackGuard, keyless=lambda: daemon.keys.empty)],
     )
     app.state.daemon = daemon
     return app

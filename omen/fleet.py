@@ -20,6 +20,7 @@ from omen.config import OmenConfig, ProviderConfig
 from omen.gpu import GpuReading, parse_gpu_metrics
 from omen.providers import Probe, Provider, UnsupportedProvider, build_provider
 from omen.routing import EndpointView
+from omen.secrets import Redactor
 from store import GpuSample, HealthSample, StoreWriter
 
 log = logging.getLogger("omen.fleet")
@@ -121,6 +122,7 @@ class Fleet:
         self._http = httpx.AsyncClient(timeout=5.0)
         self.on_models_changed: Callable[[], None] | None = None
         self.cooldown_s = config.routing.cooldown
+        self.redact = Redactor.from_config(config)
         for name, pconf in config.providers.items():
             if not pconf.enabled:
                 continue
@@ -177,7 +179,7 @@ class Fleet:
         state.errors += 1
         state.consecutive_failures += 1
         state.outcomes.append(False)
-        state.last_error = error
+        state.last_error = self.redact(error)
         tripped = len(state.outcomes) >= _MIN_CALLS and state.error_rate >= _TRIP_RATE
         if connection or tripped or state.consecutive_failures >= _FAILURES_TO_COOL:
             state.cooldown_until = time.monotonic() + self.cooldown_s
@@ -224,12 +226,16 @@ class Fleet:
             if state.local and state.models is None:
                 await self._discover_models(provider, state)
         else:
-            state.last_error = result.error
+            state.last_error = self.redact(result.error) if result.error else None
         if was != state.healthy:
             log.warning(
                 "endpoint %s",
                 "recovered" if state.healthy else "unhealthy",
-                extra={"provider": state.provider, "endpoint": state.name, "error": result.error},
+                extra={
+                    "provider": state.provider,
+                    "endpoint": state.name,
+                    "error": state.last_error,
+                },
             )
         if state.local and result.healthy:
             await self._sample_gpu(state, now)

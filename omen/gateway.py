@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -38,6 +40,7 @@ from omen.providers import (
 from omen.recording import Recorder
 from omen.routing import Candidate, NoRoute, RouteDecision, Router
 from omen.routing.session import Pin, keep_session, relabel
+from omen.secrets import Redactor
 from omen.sessions import SessionStore
 from omen.streaming import StreamPump, close_quietly
 from omen.telemetry.metrics import Metrics
@@ -45,6 +48,9 @@ from omen.telemetry.otel import NO_TRACING, Tracing
 from store import StoreWriter
 
 log = logging.getLogger("omen.gateway")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_HEADER = 2000
 
 
 class Failover:
@@ -56,13 +62,19 @@ class Failover:
         self.ctx = ctx
         self.decision = decision
         self.attempts: list[Attempt] = []
+        self.failed_endpoints: set[tuple[str, str]] = set()
         self.last: UpstreamError | None = None
         self.deadline = time.monotonic() + gateway.failover_timeout
 
     def tries(self) -> Iterator[tuple[Candidate, EndpointState, Provider]]:
-        """Each candidate with its endpoint state and adapter."""
+        """Each candidate with its endpoint state and adapter, up to `max_attempts` tries;
+        an endpoint that failed is not tried again within the request."""
         fleet = self.gateway.fleet
-        for candidate in self.decision.candidates[: self.gateway.max_attempts]:
+        for candidate in self.decision.candidates:
+            if len(self.attempts) >= self.gateway.max_attempts:
+                return
+            if (candidate.provider, candidate.endpoint) in self.failed_endpoints:
+                continue
             yield (
                 candidate,
                 fleet.endpoints[(candidate.provider, candidate.endpoint)],
@@ -73,8 +85,10 @@ class Failover:
         self, candidate: Candidate, state: EndpointState, error: UpstreamError, began: float
     ) -> bool:
         """Record a failed attempt; whether the next candidate may be tried."""
+        self.gateway.report_failure(state, error)  # redacts the upstream's text first
         self.attempts.append(Attempt(candidate, error.status, error.message, _ms(began)))
-        self.gateway.report_failure(state, error)
+        if error.status != 404:  # a missing model says nothing about the endpoint's others
+            self.failed_endpoints.add((candidate.provider, candidate.endpoint))
         self.last = error
         return error.retryable and time.monotonic() <= self.deadline
 
@@ -103,8 +117,10 @@ class TokenCount:
 
 
 def header_safe(text: str) -> str:
-    """HTTP header values are latin-1; keep the reason readable in curl output."""
-    return text.replace("→", "->").encode("latin-1", "replace").decode("latin-1")
+    """HTTP header values are latin-1 and one line; keep the reason readable in curl output
+    (and an upstream's CR/LF out of Omen's headers)."""
+    text = text.replace("→", "->").encode("latin-1", "replace").decode("latin-1")
+    return _CONTROL.sub(" ", text)[:_MAX_HEADER]
 
 
 class Gateway:
@@ -135,6 +151,7 @@ class Gateway:
         )
         self.policies = Policies(config)
         self.sessions = SessionStore(config.routing.session_ttl, config.server.redis_url)
+        self.redact = Redactor.from_config(config)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def track(self, task: asyncio.Task[None]) -> None:
@@ -150,7 +167,11 @@ class Gateway:
     # --- before routing ----------------------------------------------------------------
 
     def container_for(self, principal: Principal, body: JSON) -> str:
-        metadata = body.get("metadata") or {}
+        metadata = body.get("metadata")
+        if metadata is None:
+            metadata = {}
+        elif not isinstance(metadata, dict):
+            raise invalid("`metadata` must be an object", param="metadata")
         asked = metadata.get("container_id")
         if asked is not None and not isinstance(asked, str):
             raise invalid("`metadata.container_id` must be a string", param="metadata.container_id")
@@ -307,6 +328,11 @@ class Gateway:
         return spec.input_cost_per_token == 0 and spec.output_cost_per_token == 0
 
     def report_failure(self, state: EndpointState, error: UpstreamError) -> None:
+        """An upstream failed: its text cleaned of Omen's secrets, the endpoint's health told
+        (not for an unknown model: the endpoint itself is fine)."""
+        error.message = self.redact(error.message)
+        if error.status == 404:
+            return
         connection = error.type in ("upstream_unreachable", "timeout")
         self.fleet.record_failure(state, error.message, connection=connection)
 
@@ -516,9 +542,14 @@ class Gateway:
         status = last.status
         if last.retryable and status < 500 and status != 429:
             status = 502  # e.g. every endpoint lacked the model or refused Omen's key
+        elif status in (503, 529):
+            status = 503  # the upstream is overloaded
+        elif status >= 500 or status < 400:
+            status = 504 if status == 504 else 502  # SPEC: 502/503/504 when no upstream answered
         headers = {}
-        if status == 429 and last.retry_after is not None:
-            headers["retry-after"] = str(int(last.retry_after + 0.999))
+        wait = last.retry_after
+        if status == 429 and wait is not None and math.isfinite(wait) and wait >= 0:
+            headers["retry-after"] = str(int(min(wait, 3600) + 0.999))
         return ApiError(
             status, message, type_=last.type, param=last.param, code=last.code, headers=headers
         )

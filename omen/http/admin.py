@@ -33,6 +33,9 @@ def json_response(data: object, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
+_MAX_BUDGET = 1e9  # USD: a larger budget is a typo, and breaks the arithmetic
+
+
 class AdminApi:
     def __init__(self, daemon: Daemon, api: Api) -> None:
         self.daemon = daemon
@@ -152,6 +155,8 @@ class AdminApi:
                 amount = parse_money(value)
             except (ValueError, TypeError) as exc:
                 raise invalid(f"`{key}`: {exc}", param=key) from None
+            if not amount <= _MAX_BUDGET:  # also NaN
+                raise invalid(f"`{key}` must be at most {_MAX_BUDGET:,.0f} USD", param=key)
             changes[key] = amount
         usage = self.daemon.usage
         before = usage.set_budget(name, changes)

@@ -79,6 +79,12 @@ class Api:
             raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
         return principal
 
+    def _has_key(self, request: Request) -> bool:
+        if self.daemon.keys.empty:
+            return True  # keyless loopback mode: whoever can reach it is the operator
+        token = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        return token is not None and self.daemon.keys.authenticate(token) is not None
+
     @staticmethod
     def _trace(request: Request) -> str:
         context = continue_trace(
@@ -101,37 +107,32 @@ class Api:
         """OpenAI Responses clients (Codex CLI, the Agents SDK), stateless."""
         return await self._serve(request, RESPONSES)
 
-    async def _context(self, request: Request, fmt: InboundFormat) -> CallContext:
-        principal = self.authenticate(request)
+    async def _decode(self, request: Request, fmt: InboundFormat, ctx: CallContext) -> None:
+        """Read, decode and check the body into `ctx` (a 400 here is still a recorded row)."""
         native = await read_json(request, self.daemon.config.server.max_body_size)
-        body, dropped = fmt.decode(native)
+        body, ctx.dropped = fmt.decode(native)
         check_chat(body)
-        container = self.daemon.gateway.container_for(principal, body)
-        ctx = CallContext(
-            principal,
-            container,
-            fmt.wire,
-            body,
-            stream=bool(body.get("stream")),
-            native=None if fmt is CHAT else native,
-            client_headers={
-                name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers
-            },
-            dropped=dropped,
-            session=session_id(request.headers, native),
-        )
-        ctx.trace_id = self._trace(request)
+        ctx.container = self.daemon.gateway.container_for(ctx.principal, body)
+        ctx.body = body
+        ctx.stream = bool(body.get("stream"))
+        ctx.native = None if fmt is CHAT else native
+        ctx.client_headers = {
+            name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers
+        }
+        ctx.session = session_id(request.headers, native)
         if ctx.stream:
             ctx.encoder = fmt.encoder(native)
-        return ctx
 
     async def _serve(self, request: Request, fmt: InboundFormat) -> Reply:
         headers: dict[str, str] = {}
         gateway = self.daemon.gateway
         ctx: CallContext | None = None
         try:
-            ctx = await self._context(request, fmt)
+            principal = self.authenticate(request)  # an unknown caller leaves no row
+            ctx = CallContext(principal, principal.container or "default", fmt.wire, {})
+            ctx.trace_id = self._trace(request)
             headers["x-omen-request-id"] = ctx.request_id
+            await self._decode(request, fmt, ctx)
             if ctx.session:
                 headers["x-omen-session"] = header_safe(ctx.session)
             result = await gateway.call(ctx)
@@ -184,18 +185,21 @@ class Api:
 
     async def embeddings(self, request: Request) -> Response:
         principal = self.authenticate(request)
-        body = await read_json(request, self.daemon.config.server.max_body_size)
-        check_embeddings(body)
-        container = self.daemon.gateway.container_for(principal, body)
-        ctx = CallContext(principal, container, "embeddings", body)
+        gateway = self.daemon.gateway
+        ctx = CallContext(principal, principal.container or "default", "embeddings", {})
         ctx.trace_id = self._trace(request)
         headers = {"x-omen-request-id": ctx.request_id}
         try:
-            answer = await self.daemon.gateway.call(ctx)
+            body = await read_json(request, self.daemon.config.server.max_body_size)
+            check_embeddings(body)
+            ctx.container = gateway.container_for(principal, body)
+            ctx.body = body
+            answer = await gateway.call(ctx)
         except ApiError as exc:
+            await gateway.abandon(ctx, None, status=exc.status, error=exc.message)
             return error_response(exc, headers)
         assert isinstance(answer, Answer)
-        headers.update(self.daemon.gateway.quota_headers(ctx))
+        headers.update(gateway.quota_headers(ctx))
         return self._answer(answer, headers)
 
     # --- token counts -------------------------------------------------------------------
@@ -302,8 +306,15 @@ class Api:
         )
 
     async def providers(self, request: Request) -> Response:
+        """Health for load balancers without a key; upstream error texts only with one."""
         body: dict[str, object] = dict(self.daemon.fleet.provider_status())
-        body["endpoints"] = self._endpoint_detail()
+        endpoints = self._endpoint_detail()
+        if not self._has_key(request):
+            for endpoint in endpoints:
+                endpoint["last_error"] = (
+                    "(shown with an API key)" if endpoint["last_error"] else None
+                )
+        body["endpoints"] = endpoints
         body["unusable"] = dict(self.daemon.fleet.unusable)
         body["limits"] = self.daemon.usage.describe()
         return json_response(body)

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from omen.errors import ApiError, invalid
 
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+_MAX_DEPTH = 254
+_MAX_INT = 1_000_000_000  # token counts and the like: anything larger is a mistake
 _PART_TYPES = {"text", "image_url", "input_audio", "file", "refusal"}
 
 
@@ -40,6 +42,13 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise invalid(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise invalid("request body must be a JSON object", code="invalid_json")
+    try:
+        # Everything Omen forwards or stores is serialised again; orjson stops at 254 levels.
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise invalid(
+            f"request body is nested more than {_MAX_DEPTH} levels deep", code="invalid_json"
+        ) from None
     return body
 
 
@@ -67,7 +76,7 @@ def check_chat(body: dict[str, Any]) -> None:
         where = f"messages[{index}]"
         _expect(message, dict, where, "an object")
         role = message.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise invalid(f"`{where}.role` must be one of {sorted(_ROLES)}", param=f"{where}.role")
         content = message.get("content")
         if content is not None and not isinstance(content, str):
@@ -75,8 +84,11 @@ def check_chat(body: dict[str, Any]) -> None:
             for pindex, part in enumerate(content):
                 ppath = f"{where}.content[{pindex}]"
                 _expect(part, dict, ppath, "an object")
-                if part.get("type") not in _PART_TYPES:
+                kind = part.get("type")
+                if not isinstance(kind, str) or kind not in _PART_TYPES:
                     raise invalid(f"`{ppath}.type` is not a known content part type", param=ppath)
+                if kind == "text":
+                    _expect(part.get("text"), str, f"{ppath}.text", "a string")
                 if part["type"] == "image_url":
                     image = part.get("image_url")
                     _expect(image, dict, f"{ppath}.image_url", "an object with a url")
@@ -99,8 +111,8 @@ def check_chat(body: dict[str, Any]) -> None:
     for name in ("max_tokens", "max_completion_tokens", "n", "seed"):
         if body.get(name) is not None:
             _expect(body[name], int, name, "an integer")
-            if name != "seed" and body[name] < 1:
-                raise invalid(f"`{name}` must be at least 1", param=name)
+            if name != "seed" and not 1 <= body[name] <= _MAX_INT:
+                raise invalid(f"`{name}` must be between 1 and {_MAX_INT}", param=name)
     for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
         if body.get(name) is not None:
             if isinstance(body[name], bool):
@@ -133,12 +145,33 @@ def check_embeddings(body: dict[str, Any]) -> None:
     value = body.get("input")
     if value is None:
         raise invalid("`input` is required", param="input", code="missing_required_parameter")
-    if isinstance(value, list):
-        if not value:
-            raise invalid("`input` must not be empty", param="input")
-        if not all(isinstance(v, str) for v in value) and not all(
-            isinstance(v, int) for v in value
-        ):
-            raise invalid("`input` must be a string or an array of strings", param="input")
-    elif not isinstance(value, str):
-        raise invalid("`input` must be a string or an array of strings", param="input")
+    if not _embedding_input(value):
+        raise invalid(
+            "`input` must be a string, an array of strings, an array of token ids, "
+            "or an array of token-id arrays",
+            param="input",
+        )
+    metadata = body.get("metadata")
+    if metadata is not None:
+        _expect(metadata, dict, "metadata", "an object")
+
+
+def _token_ids(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    )
+
+
+def _embedding_input(value: Any) -> bool:
+    """Every form OpenAI accepts: "text", ["a", "b"], [1, 2], [[1, 2], [3]]."""
+    if isinstance(value, str):
+        return True
+    if not isinstance(value, list) or not value:
+        return False
+    return (
+        all(isinstance(v, str) for v in value)
+        or _token_ids(value)
+        or all(_token_ids(v) for v in value)
+    )
