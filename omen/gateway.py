@@ -49,6 +49,7 @@ from store import StoreWriter
 
 log = logging.getLogger("omen.gateway")
 
+_TOKEN_LIMITS = frozenset({"tokens_per_minute", "max_tokens_per_day"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_HEADER = 2000
 
@@ -290,6 +291,20 @@ class Gateway:
             raise error from None
         except Refused as refused:
             verdict = refused.verdict
+        limits = self.usage.specs.get(ctx.container)
+        capacity = getattr(limits, verdict.limit or "", None) if limits is not None else None
+        if verdict.limit in _TOKEN_LIMITS and isinstance(capacity, int) and ask.tokens > capacity:
+            # Waiting would not help: a 429 would only make SDKs retry for nothing.
+            error = ApiError(
+                400,
+                f"this request needs about {ask.tokens} tokens (prompt + max_tokens), more than "
+                f"the container's whole {verdict.limit} of {capacity}; lower max_tokens",
+                type_="invalid_request_error",
+                code=verdict.limit,
+                param="max_tokens",
+            )
+            self.recorder.refusal(ctx, error, decision)
+            raise error
         cost_bound = verdict.kind == BUDGET or verdict.limit == "max_cost_per_day"
         free = [c for c in decision.candidates if self.is_free(c)]
         if cost_bound and free and not ask.free:

@@ -86,7 +86,7 @@ class Policies:
         routing = self.config.routing
         container = self.config.containers.get(name)
         rules = {
-            intent: Rule(rule.provider, rule.model, "global")
+            intent: Rule(rule.provider, rule.model, "global", rule.strict)
             for intent, rule in routing.intent_rules.items()
         }
         if container is None:
@@ -99,7 +99,7 @@ class Policies:
                 None,
             )
         for intent, rule in container.routing.intents.items():
-            rules[intent] = Rule(rule.provider, rule.model, "container")
+            rules[intent] = Rule(rule.provider, rule.model, "container", rule.strict)
 
         def pick(own: Any, default: Any) -> Any:
             return default if own is None else own

@@ -139,6 +139,7 @@ class AuthConfig(Section):
 class IntentRule(Section):
     provider: str
     model: str | None = None
+    strict: bool = False  # only this provider, never the others (a rule is a preference)
 
     @model_validator(mode="before")
     @classmethod
@@ -233,8 +234,19 @@ class ProviderConfig(Section):
     embedding_models: list[str] = []
     load_balancing: Literal["round-robin", "least-loaded", "random"] = "least-loaded"
     health_check_interval: Duration = Field(default=30.0, gt=0)
-    timeout: Duration = Field(default=60.0, gt=0)
+    timeout: Duration = Field(default=60.0, gt=0)  # a whole non-streamed call
     connect_timeout: Duration = Field(default=5.0, gt=0)
+    # Streams: to the first event (unset: `timeout`), the longest silence after it, in all.
+    first_byte_timeout: Duration | None = Field(default=None, gt=0)
+    idle_timeout: Duration = Field(default=60.0, gt=0)
+    max_stream_duration: Duration = Field(default=600.0, gt=0)
+    max_response_size: Size = Field(default=64 * 1024 * 1024, gt=0)  # a body, or a whole stream
+    max_connections: int = Field(default=256, gt=0)  # pooled connections per endpoint
+    # TLS to the upstream: PEM files. ca_bundle replaces the default trust store; client_cert
+    # holds the certificate (and its key, unless client_key names another file).
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
     cost_per_token: Money | None = None
     cost_per_1k_tokens: Money | None = None
     cost_per_1k_input_tokens: Money | None = None

@@ -244,6 +244,16 @@ class Router:
             label = f"rule {request.intent.intent}={rule.provider}" + (
                 f"/{rule.model}" if rule.model else ""
             )
+            if rule.strict:  # exclusive: no other provider, not even as a last resort
+                ranked = matching
+                last_resort = [o for o in last_resort if o.provider == rule.provider]
+                label += " (strict)"
+                if not ranked and not last_resort:
+                    raise NoRoute(
+                        503,
+                        f"{label}: {rule.provider} has no healthy endpoint with that model",
+                        "no_endpoint_available",
+                    )
             if matching:
                 ranked = matching + [o for o in ranked if o not in matching]
                 rule_note = label

@@ -122,6 +122,7 @@ class Rule:
     provider: str
     model: str | None = None
     origin: str = "global"  # "container" | "global"
+    strict: bool = False  # exclusive: no other provider is a fallback
 
 
 @dataclass(frozen=True, slots=True)

@@ -280,3 +280,15 @@ def test_a_container_near_its_budget_is_steered_to_the_cheapest_candidate(
     assert steered.headers["x-omen-provider"] == "ollama"
     assert steered.headers["x-omen-route-reason"].startswith("budget 9")
     assert "steered to cheapest" in steered.headers["x-omen-route-reason"]
+
+
+def test_a_request_that_can_never_fit_is_a_400_not_a_retry(
+    omen_factory: Callable[..., Omen], upstreams: Upstreams
+) -> None:
+    omen = omen_factory(
+        limits_config(upstreams, "[containers.app.rate_limit]\ntokens_per_minute = 500")
+    )
+    refused = post(omen, max_tokens=5000)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "tokens_per_minute"
+    assert "retry-after" not in refused.headers

@@ -1123,3 +1123,16 @@ def test_details_record_intent_strategy_options_exclusions_and_candidates() -> N
     ]
     assert decision.intent == intent
     assert decision.strategy == "cost-optimized"
+
+
+def test_a_strict_rule_never_falls_through_to_another_provider() -> None:
+    from omen.routing import Rule
+
+    fleet = [endpoint("ollama", "gpu1", healthy=False), endpoint("openai", "api.openai.com")]
+    loose = route_auto(fleet, rules={"general": Rule("ollama")})
+    assert [c.provider for c in loose.candidates][0] == "openai"  # a preference, not a wall
+    with pytest.raises(NoRoute) as refused:
+        route_auto(
+            [endpoint("openai", "api.openai.com")], rules={"general": Rule("ollama", strict=True)}
+        )
+    assert "strict" in refused.value.message
