@@ -1130,7 +1130,7 @@ def test_a_strict_rule_never_falls_through_to_another_provider() -> None:
 
     fleet = [endpoint("ollama", "gpu1", healthy=False), endpoint("openai", "api.openai.com")]
     loose = route_auto(fleet, rules={"general": Rule("ollama")})
-    assert [c.provider for c in loose.candidates][0] == "openai"  # a preference, not a wall
+    assert loose.candidates[0].provider == "openai"  # a preference, not a wall
     with pytest.raises(NoRoute) as refused:
         route_auto(
             [endpoint("openai", "api.openai.com")], rules={"general": Rule("ollama", strict=True)}
