@@ -33,7 +33,9 @@ def limits_backend(config: OmenConfig) -> LimitBackend:
     if config.server.redis_url:
         from omen.limits.redis_backend import RedisLimits
 
-        backend: LimitBackend = RedisLimits(config.server.redis_url)
+        backend: LimitBackend = RedisLimits(
+            config.server.redis_url, prefix=config.server.redis_prefix
+        )
         return backend
     return MemoryLimits()
 

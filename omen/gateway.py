@@ -151,7 +151,9 @@ class Gateway:
             keep_bodies=config.server.keep_request_bodies > 0,
         )
         self.policies = Policies(config)
-        self.sessions = SessionStore(config.routing.session_ttl, config.server.redis_url)
+        self.sessions = SessionStore(
+            config.routing.session_ttl, config.server.redis_url, config.server.redis_prefix
+        )
         self.redact = Redactor.from_config(config)
         self._tasks: set[asyncio.Task[None]] = set()
 

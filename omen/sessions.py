@@ -56,8 +56,9 @@ def session_id(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | Non
 class SessionStore:
     """Pins by (container, session id)."""
 
-    def __init__(self, ttl: float, redis_url: str = "") -> None:
+    def __init__(self, ttl: float, redis_url: str = "", prefix: str = "omen") -> None:
         self.ttl = ttl
+        self.prefix = prefix
         self._memory: OrderedDict[str, tuple[Pin, float]] = OrderedDict()
         self._redis: Any = None
         if redis_url and ttl > 0:
@@ -71,9 +72,8 @@ class SessionStore:
     def enabled(self) -> bool:
         return self.ttl > 0
 
-    @staticmethod
-    def _key(container: str, session: str) -> str:
-        return f"omen:session:{container}:{session}"
+    def _key(self, container: str, session: str) -> str:
+        return f"{self.prefix}:session:{container}:{session}"
 
     async def get(self, container: str, session: str) -> Pin | None:
         key = self._key(container, session)

@@ -74,6 +74,9 @@ class ServerConfig(Section):
     bind: str = "127.0.0.1:8080"
     database: Path = Path("omen.db")
     redis_url: str = ""
+    # Every Redis key Omen writes starts with this: instances sharing limits and sessions use
+    # one prefix; two fleets (or two test runs) on one Redis use two.
+    redis_prefix: str = Field(default="omen", min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
     redis_fail_open: bool = False
     keep_request_bodies: Duration = 7 * DAY
     keep_samples: Duration = 7 * DAY

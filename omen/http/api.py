@@ -246,20 +246,21 @@ class Api:
         created = int(self.daemon.started_at)
         data = [{"id": "auto", "object": "model", "created": created, "owned_by": "omen"}]
         seen = {"auto"}
-        for provider, models in self.daemon.fleet.chat_models().items():
-            for model in models:
-                if model not in seen:
-                    seen.add(model)
-                    data.append(
-                        {"id": model, "object": "model", "created": created, "owned_by": provider}
-                    )
-        for provider, models in self.daemon.fleet.embedding_models().items():
-            for model in models:
-                if model not in seen:
-                    seen.add(model)
-                    data.append(
-                        {"id": model, "object": "model", "created": created, "owned_by": provider}
-                    )
+        tables = (self.daemon.fleet.chat_models(), self.daemon.fleet.embedding_models())
+        for table in tables:
+            for provider, models in table.items():
+                for model in models:
+                    name = model.removesuffix(":latest")  # Ollama's two names for one model
+                    if name not in seen:
+                        seen.add(name)
+                        data.append(
+                            {
+                                "id": name,
+                                "object": "model",
+                                "created": created,
+                                "owned_by": provider,
+                            }
+                        )
         if "anthropic-version" in request.headers:
             # Anthropic's list shape too, for Claude Code and the anthropic SDK.
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -12,17 +13,23 @@ import redis
 from tests.fakes import TextReply
 from tests.integration.conftest import APP_KEY, Omen, Upstreams
 from tests.integration.test_limits import HELLO, limits_config
-from tests.redis_support import redis_url_or_skip
+from tests.redis_support import redis_prefix, redis_url_or_skip
+
+
+@dataclass(frozen=True)
+class SharedRedis:
+    url: str
+    prefix: str
+
+    @property
+    def server_extra(self) -> str:
+        return f'redis_url = "{self.url}"\nredis_prefix = "{self.prefix}"'
 
 
 @pytest.fixture
-def shared_redis() -> str:
-    base = redis_url_or_skip()
-    url = base.rsplit("/", 1)[0] + "/14"  # its own database: these tests flush it
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
-    return url
+def shared_redis(request: pytest.FixtureRequest) -> SharedRedis:
+    """The test Redis, and a key prefix of this test's own: no flush, no neighbours."""
+    return SharedRedis(redis_url_or_skip(), redis_prefix(request.node.name[:40]))
 
 
 async def spread(instances: list[Omen], count: int, **body: object) -> list[httpx.Response]:
@@ -46,12 +53,14 @@ async def spread(instances: list[Omen], count: int, **body: object) -> list[http
             await client.aclose()
 
 
-def two_instances(omen_factory: Callable[..., Omen], config: str, url: str) -> list[Omen]:
-    return [omen_factory(config, server_extra=f'redis_url = "{url}"') for _ in range(2)]
+def two_instances(
+    omen_factory: Callable[..., Omen], config: str, shared: SharedRedis
+) -> list[Omen]:
+    return [omen_factory(config, server_extra=shared.server_extra) for _ in range(2)]
 
 
 def test_two_instances_share_one_request_quota_exactly(
-    omen_factory: Callable[..., Omen], upstreams: Upstreams, shared_redis: str
+    omen_factory: Callable[..., Omen], upstreams: Upstreams, shared_redis: SharedRedis
 ) -> None:
     config = limits_config(upstreams, "[containers.app.quotas]\nmax_requests_per_hour = 50")
     instances = two_instances(omen_factory, config, shared_redis)
@@ -61,7 +70,7 @@ def test_two_instances_share_one_request_quota_exactly(
 
 
 def test_two_instances_share_one_cost_budget_with_streams(
-    omen_factory: Callable[..., Omen], upstreams: Upstreams, shared_redis: str
+    omen_factory: Callable[..., Omen], upstreams: Upstreams, shared_redis: SharedRedis
 ) -> None:
     upstreams.openai.script.default = TextReply("w " * 50, prompt_tokens=100, completion_tokens=50)
     config = limits_config(upstreams, '[containers.app.budget]\ndaily = "0.0075"')
@@ -71,8 +80,8 @@ def test_two_instances_share_one_cost_budget_with_streams(
     )
     admitted = sum(r.status_code == 200 for r in responses)
     assert 9 <= admitted <= 10
-    client = redis.Redis.from_url(shared_redis)
-    day_keys = list(client.scan_iter("*{app}:day:*"))
+    client = redis.Redis.from_url(shared_redis.url)
+    day_keys = list(client.scan_iter(f"{shared_redis.prefix}:{{app}}:day:*"))
     assert len(day_keys) == 1
     spent_micro = int(client.hget(day_keys[0], "cost") or 0)
     client.close()
@@ -81,13 +90,13 @@ def test_two_instances_share_one_cost_budget_with_streams(
 
 
 def test_limits_survive_a_restart_on_redis(
-    omen_factory: Callable[..., Omen], upstreams: Upstreams, shared_redis: str
+    omen_factory: Callable[..., Omen], upstreams: Upstreams, shared_redis: SharedRedis
 ) -> None:
     config = limits_config(upstreams, "[containers.app.quotas]\nmax_requests_per_hour = 50")
-    first = omen_factory(config, server_extra=f'redis_url = "{shared_redis}"')
+    first = omen_factory(config, server_extra=shared_redis.server_extra)
     assert [r.status_code for r in asyncio.run(spread([first], 30))].count(200) == 30
     first.stop()
-    second = omen_factory(config, server_extra=f'redis_url = "{shared_redis}"')
+    second = omen_factory(config, server_extra=shared_redis.server_extra)
     assert [r.status_code for r in asyncio.run(spread([second], 30))].count(200) == 20
 
 

@@ -9,7 +9,7 @@ import uuid
 from omen.routing import Candidate, IntentResult, RouteDecision
 from omen.routing.session import Pin, keep_session
 from omen.sessions import SessionStore, session_id
-from tests.redis_support import redis_url_or_skip
+from tests.redis_support import redis_prefix, redis_url_or_skip
 
 QUALITY = {"ollama": 0.6, "openai": 0.9, "anthropic": 0.95}
 
@@ -100,8 +100,8 @@ async def test_pins_expire_after_the_ttl() -> None:
 
 async def test_pins_are_shared_through_redis() -> None:
     url = redis_url_or_skip()
-    one = SessionStore(ttl=60, redis_url=url)
-    two = SessionStore(ttl=60, redis_url=url)
+    one = SessionStore(ttl=60, redis_url=url, prefix=redis_prefix("sessions"))
+    two = SessionStore(ttl=60, redis_url=url, prefix=redis_prefix("sessions"))
     session = uuid.uuid4().hex
     try:
         await one.put("app", session, Pin(*CLAUDE, 0.95))
