@@ -25,6 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from omen.app import build_app
     from omen.auth import KeyRing, is_loopback
+    from omen.http.protocol import HeaderDeadlineProtocol
     from omen.log import setup_logging
 
     loaded = _load(args)
@@ -55,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         build_app(loaded),
         host=server.host.strip("[]"),
         port=server.port,
-        http="httptools",
+        http=HeaderDeadlineProtocol,
         loop=loop,
         access_log=False,
         log_config=None,

@@ -192,3 +192,27 @@ def test_keyless_mode_refuses_what_a_web_page_could_send(keyless: Omen) -> None:
     own = httpx.post(url, json=CHAT, headers={"origin": "http://localhost:3000"}, timeout=5)
     assert own.status_code == 200, own.text
     assert httpx.post(url, json=CHAT, timeout=5).status_code == 200
+
+
+def test_headers_that_never_finish_are_dropped_after_a_few_seconds(omen: Omen) -> None:
+    import socket
+    import time
+
+    from omen.http.protocol import HEADER_TIMEOUT
+
+    with socket.create_connection(("127.0.0.1", omen.port), timeout=HEADER_TIMEOUT + 5) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        started = time.monotonic()
+        for _ in range(20):  # a byte a second, never the blank line
+            try:
+                sock.sendall(b"a")
+                if sock.recv(1, socket.MSG_DONTWAIT) == b"":
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                break
+            time.sleep(0.5)
+        dropped_after = time.monotonic() - started
+    assert dropped_after <= HEADER_TIMEOUT + 1.5
+    assert httpx.get(f"{omen.url}/health", timeout=5).status_code == 200
