@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from omen.auth import KeyRing, is_loopback
     from omen.http.protocol import HeaderDeadlineProtocol
     from omen.log import setup_logging
+    from store import StoreUnusableError, check_store
 
     loaded = _load(args)
     server = loaded.config.server
@@ -45,6 +46,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "or container api_key, or bind to 127.0.0.1",
             file=sys.stderr,
         )
+        return 1
+    # The store is opened (and migrated) here, so that an unusable one is one line, not a
+    # traceback from the server's startup.
+    try:
+        check_store(server.database)
+    except StoreUnusableError as exc:
+        print(f"omen serve: {exc}", file=sys.stderr)
         return 1
     try:
         import uvloop  # noqa: F401

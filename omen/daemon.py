@@ -12,6 +12,7 @@ import logging
 import signal
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 
 from omen.auth import KeyRing
 from omen.config import ConfigError, LoadedConfig, OmenConfig, load_config
@@ -27,6 +28,7 @@ from store import AuditRecord, StoreReader, StoreWriter
 log = logging.getLogger("omen.daemon")
 
 _PRUNE_EVERY_S = 600.0
+_RESTORE_WAIT_S = 120.0  # a full spill file replays in well under this
 
 
 def limits_backend(config: OmenConfig) -> LimitBackend:
@@ -40,12 +42,26 @@ def limits_backend(config: OmenConfig) -> LimitBackend:
     return MemoryLimits()
 
 
+def spill_path(database: Path, configured: Path | None) -> Path | None:
+    """The spill file: as configured (relative to the database's folder), else the store's
+    default next to the database."""
+    if configured is None:
+        return None
+    return configured if configured.is_absolute() else database.parent / configured
+
+
 class Daemon:
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
         self.config = loaded.config
         server = self.config.server
-        self.writer = StoreWriter(server.database, flush_interval=server.writer_flush_interval)
+        self.writer = StoreWriter(
+            server.database,
+            flush_interval=server.writer_flush_interval,
+            on_failure=server.on_store_failure,
+            spill_path=spill_path(server.database, server.spill_path),
+            spill_max_size=server.spill_max_size,
+        )
         self.fleet = Fleet(self.config, self.writer)
         self.usage = UsageControl(self.config, limits_backend(self.config), self.writer)
         self.metrics = Metrics(set(self.config.containers), set(self.fleet.provider_configs), set())
@@ -81,7 +97,9 @@ class Daemon:
 
     def _restore(self) -> None:
         """Drains, budget overrides and (in-process) usage counters persist across restarts."""
-        self.writer.flush()
+        # A spill file a previous run left is replayed first, so that the usage counts it.
+        if not self.writer.flush(timeout=_RESTORE_WAIT_S):
+            log.warning("store: not everything queued is in the database yet; restoring anyway")
         reader = StoreReader(self.config.server.database)
         try:
             for (provider, endpoint), row in reader.drains().items():
@@ -99,8 +117,25 @@ class Daemon:
                 models.update(names)
         self.metrics.models = models
 
+    def store_problem(self) -> str | None:
+        """The store's trouble in one line for /ready; None while it writes."""
+        writer = self.writer
+        failure = writer.failure
+        if failure is None:
+            return None
+        if writer.refusing:
+            return f"cannot write: {failure}; new requests are refused"
+        return f"cannot write: {failure}; requests are kept in {writer.spill.path}"
+
+    def store_refusal(self) -> str | None:
+        """Why new requests must be refused because the store cannot record them (None when
+        they may be served: it writes, or spills). Read on every request: no I/O."""
+        writer = self.writer
+        return writer.failure if writer.refusing else None
+
     async def refresh_gauges(self) -> None:
-        """Point-in-time gauges, set when scraped: endpoint health and limit usage."""
+        """Point-in-time gauges, set when scraped: endpoint health, limit usage, the store."""
+        self.metrics.set_store(self.writer.stats())
         now = time.monotonic()
         for state in self.fleet.endpoints.values():
             self.metrics.set_health(state.provider, state.name, state.status(now) == "healthy")
@@ -163,7 +198,15 @@ class Daemon:
             self._audit_reload(before, None, "refused: " + "; ".join(problems)[:2000])
             return False
         config = loaded.config
-        for setting in ("bind", "database", "redis_url", "writer_flush_interval"):
+        for setting in (
+            "bind",
+            "database",
+            "redis_url",
+            "writer_flush_interval",
+            "on_store_failure",
+            "spill_path",
+            "spill_max_size",
+        ):
             if getattr(config.server, setting) != getattr(self.config.server, setting):
                 log.warning("server.%s changed: it takes effect on restart", setting)
         fleet = Fleet(config, self.writer)

@@ -4,7 +4,7 @@ The daemon writes only through `StoreWriter`; `omen logs`, `omen tui` and daemon
 read through `StoreReader`. This package knows SQL and nothing else.
 """
 
-from store.errors import StoreError, StoreMissingError
+from store.errors import StoreError, StoreMissingError, StoreUnusableError
 from store.reader import StoreReader
 from store.records import (
     AuditRecord,
@@ -31,7 +31,7 @@ from store.rows import (
     SpendDailyRow,
     SpendTotals,
 )
-from store.schema import SCHEMA_VERSION
+from store.schema import SCHEMA_VERSION, check_store
 from store.writer import StoreWriter, WriterStats
 
 __all__ = [
@@ -58,8 +58,10 @@ __all__ = [
     "StoreError",
     "StoreMissingError",
     "StoreReader",
+    "StoreUnusableError",
     "StoreWriter",
     "WriterStats",
+    "check_store",
     "day_name",
     "hour_name",
     "level_for",

@@ -1,17 +1,24 @@
-"""One writer batch: records encoded as SQL parameters, then written in the caller's transaction.
+"""One writer batch: records encoded as SQL rows, then written in the caller's transaction.
 
 Encoding happens record by record, so a record that cannot be encoded (say, a decision that
 is not JSON-serialisable) is refused on its own and leaves nothing half-added to the batch.
+Rows go to SQLite a chunk per call (store.bulk); the spend rollups follow the request rows
+by trigger (store.rollups). A batch splits into one batch per record (to keep every record
+the database takes when it refuses one) and serialises to one JSON line (`to_line` and
+`from_line`), the spill file's unit.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from store.bulk import insert_rows
 from store.records import (
     AuditRecord,
     BudgetChange,
@@ -21,20 +28,17 @@ from store.records import (
     RequestRecord,
 )
 from store.redact import redact_body
-from store.rollups import SpendRollups
 
 Row = tuple[Any, ...]
 
-INSERT_REQUEST = """
-    INSERT INTO requests (
-        id, ts, container, key_id, kind, requested_model, model, provider, endpoint,
-        intent, strategy, stream, status, level, latency_ms, ttft_ms, prompt_tokens,
-        completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd,
-        cache_saved_usd, reason, decision, error, trace_id, session, replay_of, client_closed
-    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-              ?, ?)
-"""
-INSERT_BODY = "INSERT OR REPLACE INTO request_bodies (request_id, ts, body) VALUES (?, ?, ?)"
+REQUEST_COLUMNS = (
+    "id, ts, container, key_id, kind, requested_model, model, provider, endpoint, intent, "
+    "strategy, stream, status, level, latency_ms, ttft_ms, prompt_tokens, completion_tokens, "
+    "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cache_saved_usd, reason, "
+    "decision, error, trace_id, session, replay_of, client_closed"
+)
+INSERT_REQUESTS = f"INSERT INTO requests ({REQUEST_COLUMNS})"
+INSERT_BODIES = "INSERT OR REPLACE INTO request_bodies (request_id, ts, body)"
 
 _HEALTH_COLUMNS = "ts, provider, endpoint, healthy, latency_ms, error, in_flight"
 INSERT_HEALTH = f"INSERT INTO health_samples ({_HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -85,6 +89,8 @@ UPSERT_DRAIN = """
 """
 
 BUDGET_PERIODS = ("daily", "weekly", "monthly")
+_INT64 = range(-(2**63), 2**63)
+_ROW_BYTES = 1024  # a request row as Python objects, roughly
 
 
 def dumps(value: Any) -> str:
@@ -100,33 +106,49 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store a {type(value).__name__} as JSON")
 
 
-class Batch:
-    """Encoded rows of one transaction, grouped by statement, plus the spend deltas."""
+def _finite(value: Any, name: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):  # an inf would poison every rollup it is summed into
+        raise ValueError(f"{name} is not a finite number: {number}")
+    return number
 
-    __slots__ = (
-        "audit",
-        "bodies",
-        "budget_changes",
-        "budget_overrides",
-        "drains",
-        "gpu",
-        "health",
-        "keep_bodies",
-        "requests",
-        "rollups",
-    )
+
+def _int64(value: Any, name: str) -> int:
+    number = int(value)
+    if number not in _INT64:
+        raise OverflowError(f"{name} does not fit in 64 bits: {number}")
+    return number
+
+
+class Batch:
+    """Encoded rows of one transaction, grouped by statement."""
+
+    __slots__ = ("audit", "budgets", "drains", "gpu", "health", "keep_bodies", "requests")
 
     def __init__(self, *, keep_bodies: bool) -> None:
         self.keep_bodies = keep_bodies
-        self.requests: list[Row] = []
-        self.bodies: list[Row] = []
+        self.requests: list[tuple[Row, Row | None]] = []  # (request row, its body row)
         self.health: list[Row] = []
         self.gpu: list[Row] = []
         self.audit: list[Row] = []
-        self.budget_changes: list[Row] = []
-        self.budget_overrides: list[dict[str, Any]] = []
+        self.budgets: list[tuple[Row, dict[str, Any]]] = []  # (change row, override)
         self.drains: list[Row] = []
-        self.rollups = SpendRollups()
+
+    def __len__(self) -> int:
+        """How many records the batch holds."""
+        return (
+            len(self.requests)
+            + len(self.health)
+            + len(self.gpu)
+            + len(self.audit)
+            + len(self.budgets)
+            + len(self.drains)
+        )
+
+    def weight(self) -> int:
+        """About how many bytes of memory the batch holds (its bodies, mostly)."""
+        bodies = sum(len(body[2]) for _, body in self.requests if body is not None)
+        return bodies + _ROW_BYTES * len(self)
 
     def add(self, record: object, body: dict[str, Any] | None = None) -> None:
         """Encode one record into the batch; raises (adding nothing) if it cannot be stored."""
@@ -188,10 +210,10 @@ class Batch:
     def write(self, conn: sqlite3.Connection) -> None:
         """Execute every statement of the batch; the caller holds the transaction."""
         if self.requests:
-            conn.executemany(INSERT_REQUEST, self.requests)
-            self.rollups.write(conn)
-        if self.bodies:
-            conn.executemany(INSERT_BODY, self.bodies)
+            # The rollups follow by trigger (store.rollups).
+            insert_rows(conn, INSERT_REQUESTS, [row for row, _ in self.requests])
+            bodies = [body for _, body in self.requests if body is not None]
+            insert_rows(conn, INSERT_BODIES, bodies)
         if self.health:
             conn.executemany(INSERT_HEALTH, self.health)
             conn.executemany(UPSERT_HEALTH_LATEST, self.health)
@@ -200,23 +222,67 @@ class Batch:
             conn.executemany(UPSERT_GPU_LATEST, self.gpu)
         if self.audit:
             conn.executemany(INSERT_AUDIT, self.audit)
-        if self.budget_changes:
-            conn.executemany(INSERT_BUDGET_CHANGE, self.budget_changes)
-            conn.executemany(UPSERT_BUDGET_OVERRIDE, self.budget_overrides)
+        if self.budgets:
+            conn.executemany(INSERT_BUDGET_CHANGE, [change for change, _ in self.budgets])
+            conn.executemany(UPSERT_BUDGET_OVERRIDE, [override for _, override in self.budgets])
         if self.drains:
             conn.executemany(UPSERT_DRAIN, self.drains)
 
+    def split(self) -> Iterator[Batch]:
+        """One batch per record: after a batch the database refused, keep what it takes."""
+        for name in _TABLES:
+            for entry in getattr(self, name):
+                single = Batch(keep_bodies=self.keep_bodies)
+                getattr(single, name).append(entry)
+                yield single
+
+    @classmethod
+    def join(cls, batches: list[Batch]) -> Batch:
+        """One batch holding every record of `batches`, in order."""
+        joined = cls(keep_bodies=batches[0].keep_bodies if batches else True)
+        for batch in batches:
+            for name in _TABLES:
+                getattr(joined, name).extend(getattr(batch, name))
+        return joined
+
+    def describe(self) -> str:
+        """What a batch holds, for a log line: a request by its id."""
+        if len(self.requests) == 1 and len(self) == 1:
+            return f"RequestRecord {self.requests[0][0][0]}"
+        kinds = [f"{len(getattr(self, name))} {name}" for name in _TABLES if getattr(self, name)]
+        return ", ".join(kinds) or "nothing"
+
+    # -- the spill file's lines ------------------------------------------------------------
+
+    def to_line(self, batch_id: str) -> bytes:
+        """The batch as one JSON line (bodies already redacted); raises if a value has no
+        JSON form (an integer beyond 64 bits, a lone surrogate)."""
+        data: dict[str, Any] = {"id": batch_id}
+        for name in _TABLES:
+            entries = getattr(self, name)
+            if entries:
+                data[name] = entries
+        return orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE)
+
+    @classmethod
+    def from_line(cls, line: bytes) -> tuple[str, Batch]:
+        """(batch id, batch) of a line written by `to_line`."""
+        data = orjson.loads(line)
+        batch = cls(keep_bodies=True)
+        batch.requests = [
+            (tuple(row), None if body is None else tuple(body))
+            for row, body in data.get("requests", ())
+        ]
+        batch.budgets = [(tuple(change), override) for change, override in data.get("budgets", ())]
+        for name in ("health", "gpu", "audit", "drains"):
+            setattr(batch, name, [tuple(row) for row in data.get(name, ())])
+        return str(data["id"]), batch
+
+    # -- encoding --------------------------------------------------------------------------
+
     def _add_request(self, rec: RequestRecord, body: dict[str, Any] | None) -> None:
-        level = rec.level
         # Numbers are coerced here so that a wrong type fails now, not halfway into a rollup.
-        ts = float(rec.ts)
-        prompt_tokens = int(rec.prompt_tokens)
-        completion_tokens = int(rec.completion_tokens)
-        cost_usd = float(rec.cost_usd)
-        latency_ms = float(rec.latency_ms)
-        cached_tokens = int(rec.cached_tokens)
-        cache_write_tokens = int(rec.cache_write_tokens)
-        cache_saved_usd = float(rec.cache_saved_usd)
+        ts = _finite(rec.ts, "ts")
         row = (
             rec.id,
             ts,
@@ -231,16 +297,16 @@ class Batch:
             rec.strategy,
             bool(rec.stream),
             rec.status,
-            level,
-            latency_ms,
+            rec.level,
+            _finite(rec.latency_ms, "latency_ms"),
             rec.ttft_ms,
-            prompt_tokens,
-            completion_tokens,
-            cached_tokens,
-            cache_write_tokens,
-            int(rec.reasoning_tokens),
-            cost_usd,
-            cache_saved_usd,
+            _int64(rec.prompt_tokens, "prompt_tokens"),
+            _int64(rec.completion_tokens, "completion_tokens"),
+            _int64(rec.cached_tokens, "cached_tokens"),
+            _int64(rec.cache_write_tokens, "cache_write_tokens"),
+            _int64(rec.reasoning_tokens, "reasoning_tokens"),
+            _finite(rec.cost_usd, "cost_usd"),
+            _finite(rec.cache_saved_usd, "cache_saved_usd"),
             rec.reason,
             None if rec.decision is None else dumps(rec.decision),
             rec.error,
@@ -253,23 +319,7 @@ class Batch:
         if body is not None and self.keep_bodies:
             body_row = (rec.id, ts, dumps(redact_body(body)))
         # Everything that can fail has run: only now does the record join the batch.
-        self.rollups.add(
-            ts=ts,
-            container=rec.container,
-            provider=rec.provider,
-            model=rec.model,
-            is_error=level == "error",
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_usd=cost_usd,
-            latency_ms=latency_ms,
-            cached_tokens=cached_tokens,
-            cache_write_tokens=cache_write_tokens,
-            cache_saved_usd=cache_saved_usd,
-        )
-        self.requests.append(row)
-        if body_row is not None:
-            self.bodies.append(body_row)
+        self.requests.append((row, body_row))
 
     def _add_budget_change(self, change: BudgetChange) -> None:
         override: dict[str, Any] = {
@@ -283,5 +333,7 @@ class Batch:
             override[period] = None if value is None else float(value)
             override[f"set_{period}"] = present
         row = (change.ts, change.container, dumps(change.before), dumps(change.after), change.actor)
-        self.budget_overrides.append(override)
-        self.budget_changes.append(row)
+        self.budgets.append((row, override))
+
+
+_TABLES = ("requests", "health", "gpu", "audit", "budgets", "drains")

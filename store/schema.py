@@ -6,8 +6,12 @@ exist so that nothing has to aggregate the request table. Migrations only ever a
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+
+from store.errors import StoreUnusableError, in_words
+from store.rollups import keep_rollups
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -253,6 +257,14 @@ MIGRATIONS: list[str] = [
         WHERE spend_minutely.minute = b.minute AND spend_minutely.container = b.container
           AND spend_minutely.provider = b.provider;
     """,
+    # 3: batches replayed from the spill file (store.spill), recorded in the transaction that
+    # replays them, so a crash in the middle of a replay replays no batch twice.
+    """
+    CREATE TABLE spilled_batches (
+        id TEXT PRIMARY KEY,
+        ts REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -270,7 +282,59 @@ def connect_for_writing(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_size_limit = 67108864")
     conn.execute("PRAGMA temp_store = MEMORY")
     migrate(conn)
+    keep_rollups(conn)
     return conn
+
+
+def check_store(path: str | Path) -> None:
+    """What `omen serve` does before serving: open the store as the writer will (creating and
+    migrating it), read every table once and commit a write that changes nothing.
+
+    Raises StoreUnusableError saying why in words. Corruption in pages no query touches here
+    shows later, as a write failure (`StoreWriter.failure`).
+    """
+    path = Path(path)
+    above = next((folder for folder in path.parents if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise StoreUnusableError(str(path), f"{above} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnusableError(
+            str(path), f"cannot create its folder {path.parent}: {in_words(exc)}"
+        ) from None
+    if path.is_dir():
+        raise StoreUnusableError(str(path), "it is a directory")
+    conn = None
+    try:
+        conn = connect_for_writing(path)
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        for (table,) in tables:
+            conn.execute(f'SELECT * FROM "{table}" LIMIT 1').fetchall()
+        conn.execute("SELECT max(seq) FROM requests").fetchone()  # the pages writes append to
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT OR REPLACE INTO spilled_batches (id, ts) VALUES ('check', 0)")
+        conn.execute("DELETE FROM spilled_batches WHERE id = 'check'")
+        conn.execute("COMMIT")
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreUnusableError(str(path), in_words(exc) + _why_not_writable(path)) from None
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _why_not_writable(path: Path) -> str:
+    """SQLite does not say why it cannot open or write a file; the file system may."""
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"; {folder} is on a read-only file system"
+    except OSError:
+        return ""
+    for target in (path, folder):
+        if target.exists() and not os.access(target, os.W_OK):
+            return f"; no permission to write {target}"
+    return ""
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -284,7 +348,8 @@ def migrate(conn: sqlite3.Connection) -> int:
         version = user_version(conn)
         if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(
-                f"store schema version {version} is newer than this omen ({SCHEMA_VERSION})"
+                f"it was written by a newer omen (store schema version {version}; this omen "
+                f"knows up to {SCHEMA_VERSION})"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in split_statements(script):

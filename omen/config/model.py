@@ -84,6 +84,11 @@ class ServerConfig(Section):
     log_format: Literal["json", "text"] = "text"
     log_level: str = "info"
     writer_flush_interval: Duration = Field(default=0.1, gt=0)
+    # When the store cannot write: refuse new requests (503) until it can, or serve them and
+    # keep their rows in a spill file (bounded; past it, refuse), replayed once it can.
+    on_store_failure: Literal["refuse", "spill"] = "refuse"
+    spill_path: Path | None = None  # default: next to the database; relative: to its folder
+    spill_max_size: Size = Field(default=256 * 1024 * 1024, gt=0)
     time_zone: str = "UTC"
     default_max_tokens: int = Field(default=1024, ge=1)
 

@@ -85,6 +85,18 @@ class Api:
         token = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-key"))
         return token is not None and self.daemon.keys.authenticate(token) is not None
 
+    def _refuse_if_unrecordable(self) -> None:
+        """The store cannot write and nothing can be spilled: refuse rather than serve
+        requests that would go unrecorded (server.on_store_failure)."""
+        reason = self.daemon.store_refusal()
+        if reason is not None:
+            raise ApiError(
+                503,
+                f"Omen cannot record requests right now ({reason}); try again shortly",
+                code="store_unavailable",
+                headers={"retry-after": "5"},
+            )
+
     @staticmethod
     def _trace(request: Request) -> str:
         context = continue_trace(
@@ -129,6 +141,7 @@ class Api:
         ctx: CallContext | None = None
         try:
             principal = self.authenticate(request)  # an unknown caller leaves no row
+            self._refuse_if_unrecordable()  # nor does one the store could not record
             ctx = CallContext(principal, principal.container or "default", fmt.wire, {})
             ctx.trace_id = self._trace(request)
             headers["x-omen-request-id"] = ctx.request_id
@@ -185,6 +198,7 @@ class Api:
 
     async def embeddings(self, request: Request) -> Response:
         principal = self.authenticate(request)
+        self._refuse_if_unrecordable()
         gateway = self.daemon.gateway
         ctx = CallContext(principal, principal.container or "default", "embeddings", {})
         ctx.trace_id = self._trace(request)
@@ -302,9 +316,12 @@ class Api:
     async def ready(self, request: Request) -> Response:
         now = time.monotonic()
         usable = sum(1 for s in self.daemon.fleet.endpoints.values() if s.status(now) == "healthy")
-        return json_response(
-            {"ready": usable > 0, "usable_endpoints": usable}, 200 if usable else 503
-        )
+        body: dict[str, object] = {"ready": usable > 0, "usable_endpoints": usable}
+        store = self.daemon.store_problem()
+        if store is not None:  # served requests would go unrecorded (or only spilled)
+            body["ready"] = False
+            body["store"] = store
+        return json_response(body, 200 if body["ready"] else 503)
 
     async def providers(self, request: Request) -> Response:
         """Health for load balancers without a key; upstream error texts only with one."""

@@ -8,10 +8,14 @@ ids, keys or anything a client can make up, so a scraper's series count cannot e
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from omen.routing import INTENTS
+from store import WriterStats
 
 OTHER = "other"
 _STATUSES = frozenset({200, 400, 401, 403, 404, 413, 429, 500, 502, 503, 504})
@@ -88,6 +92,8 @@ class Metrics:
             registry=r,
         )
         self._recent: dict[str, deque[float]] = {}
+        self.store = StoreCollector()
+        r.register(self.store)
 
     # --- label hygiene -------------------------------------------------------------------
 
@@ -155,6 +161,9 @@ class Metrics:
     def set_quota(self, container: str, limit_name: str, limit: float, used: float) -> None:
         self.quota_usage.labels(self.container(container), limit_name, f"{limit:g}").set(used)
 
+    def set_store(self, stats: WriterStats) -> None:
+        self.store.stats = stats
+
     def set_health(self, provider: str, endpoint: str, up: bool) -> None:
         self.health.labels(provider, endpoint).set(1.0 if up else 0.0)
 
@@ -165,3 +174,74 @@ class Metrics:
                 value = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
                 self.latency.labels(provider, name).set(value)
         return bytes(generate_latest(self.registry))
+
+
+class StoreCollector(Collector):
+    """The store writer's counters and gauges, from the stats of the last scrape.
+
+    The writer keeps its own counts (it is in `store/`, which knows no Prometheus); a
+    collector reports them as they are instead of mirroring them into Counter objects.
+    """
+
+    def __init__(self) -> None:
+        self.stats = WriterStats()
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats
+        yield _gauge(
+            "omen_store_up",
+            "1 while the store takes writes, 0 while they fail.",
+            0 if s.failure else 1,
+        )
+        yield _gauge(
+            "omen_store_queue_depth",
+            "Records waiting to be committed (queued, or held while writes fail).",
+            s.queue_depth,
+        )
+        yield _gauge(
+            "omen_store_lag_seconds",
+            "Age of the oldest record neither committed nor spilled; a kill -9 loses this much.",
+            s.lag_s,
+        )
+        if s.since_commit_s is not None:
+            yield _gauge(
+                "omen_store_seconds_since_commit",
+                "Time since the store writer last committed.",
+                s.since_commit_s,
+            )
+        yield _counter("omen_store_committed", "Records committed to the store.", s.committed)
+        yield _counter("omen_store_batches", "Transactions the store writer committed.", s.batches)
+        errors = CounterMetricFamily(
+            "omen_store_write_errors",
+            "Write errors: records the database refused, transactions that failed.",
+            labels=["kind"],
+        )
+        errors.add_metric(["record"], s.failed)
+        errors.add_metric(["batch"], s.failed_batches)
+        yield errors
+        yield _counter(
+            "omen_store_dropped",
+            "Records lost: offered after shutdown, or beyond what a failing store holds.",
+            s.dropped,
+        )
+        yield _counter("omen_store_spilled", "Records written to the spill file.", s.spilled)
+        yield _counter(
+            "omen_store_replayed",
+            "Records replayed from the spill file into the store.",
+            s.replayed,
+        )
+        yield _gauge("omen_store_spill_bytes", "Size of the spill file.", s.spill_bytes)
+        if s.last_error_at is not None:
+            yield _gauge(
+                "omen_store_last_error_timestamp_seconds",
+                "Unix time of the last failed store write (the reason is in /ready and the log).",
+                s.last_error_at,
+            )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)

@@ -26,13 +26,18 @@ from store import (
     StoreError,
     StoreMissingError,
     StoreReader,
+    StoreUnusableError,
     StoreWriter,
+    check_store,
     day_name,
     hour_name,
     redact_body,
     retention,
 )
+from store.batch import Batch
 from store.schema import MIGRATIONS, connect_for_writing, migrate
+from store.spill import default_spill_path
+from store.writer import _write
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86_400.0
@@ -526,6 +531,293 @@ def test_prune_removes_only_rows_older_than_their_retention(
     assert writer.flush()
     assert rows_of(db_path, "SELECT count(*) FROM request_bodies") == [(0,)]
     assert rows_of(db_path, "SELECT count(*) FROM health_samples") == [(20,)]
+
+
+def test_rollup_buckets_floor_the_start_time_as_day_name_does(
+    make_writer: WriterFactory, db_path: Path
+) -> None:
+    writer = make_writer()
+    writer.record_request(request(1, ts=NOW - 0.0001))  # SQLite's date maths would round up
+    assert writer.flush()
+    assert rows_of(db_path, "SELECT day FROM spend_daily") == [(day_name(NOW - 0.0001),)]
+    assert rows_of(db_path, "SELECT hour FROM spend_hourly") == [("2025-12-31T23",)]
+    assert rows_of(db_path, "SELECT minute FROM spend_minutely") == [(int(NOW) - 60,)]
+
+
+def test_numbers_that_would_poison_the_rollups_are_refused(
+    make_writer: WriterFactory, db_path: Path
+) -> None:
+    writer = make_writer(flush_interval=0.02)
+    writer.record_request(request(1, cost_usd=float("inf")))
+    writer.record_request(request(2, prompt_tokens=2**64))
+    writer.record_request(request(3))
+    assert writer.flush()
+    assert rows_of(db_path, "SELECT id FROM requests") == [("req-3",)]
+    assert writer.stats().failed == 2
+
+
+def test_stats_show_the_queue_and_its_lag_while_the_writer_waits(
+    make_writer: WriterFactory, db_path: Path
+) -> None:
+    writer = make_writer(flush_interval=0.02)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    for n in range(100):
+        writer.record_request(request(n))
+    time.sleep(0.3)
+    stats = writer.stats()
+    assert stats.queue_depth == 100
+    assert stats.lag_s >= 0.25
+    assert stats.since_commit_s is None  # nothing committed yet
+    assert writer.failure is None  # a lock is waited out, not a failure (for a while)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert writer.flush()
+    stats = writer.stats()
+    assert (stats.queue_depth, stats.lag_s, stats.committed) == (0, 0.0, 100)
+    assert stats.since_commit_s is not None and stats.since_commit_s < 5
+
+
+# -- when the store cannot write -----------------------------------------------------------
+
+BODY = {"messages": [{"role": "user", "content": "x" * 2000}], "api_key": "sk-secret-value"}
+
+
+def fill_the_disk(writer: StoreWriter) -> None:
+    """SQLite's own "database or disk is full": the file may not grow past its pages."""
+    assert writer._conn is not None
+    pages = writer._conn.execute("PRAGMA page_count").fetchone()[0]
+    writer._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def free_the_disk(writer: StoreWriter) -> None:
+    assert writer._conn is not None
+    writer._conn.execute("PRAGMA max_page_count = 1000000000")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_full_disk_refuses_new_requests_and_writes_the_held_rows_once_it_frees(
+    make_writer: WriterFactory, db_path: Path
+) -> None:
+    writer = make_writer(flush_interval=0.02, retry_interval=0.2)
+    writer.record_request(request(0), BODY)
+    assert writer.flush()
+    fill_the_disk(writer)
+    for n in range(1, 301):
+        writer.record_request(request(n), BODY)
+
+    assert not writer.flush()
+    assert writer.refusing
+    assert writer.failure is not None and "disk is full" in writer.failure
+    stats = writer.stats()
+    assert (stats.committed, stats.queue_depth, stats.dropped) == (1, 300, 0)
+    assert stats.failed_batches >= 1 and stats.lag_s > 0 and stats.last_error == writer.failure
+
+    free_the_disk(writer)
+    wait_for(lambda: writer.failure is None)
+    assert writer.flush()
+    assert not writer.refusing
+    assert rows_of(db_path, "SELECT count(*) FROM requests") == [(301,)]
+    assert rows_of(db_path, "SELECT count(*) FROM request_bodies") == [(301,)]
+    assert rows_of(db_path, "SELECT sum(requests) FROM spend_daily") == [(301,)]
+    stats = writer.stats()
+    assert (stats.queue_depth, stats.lag_s, stats.dropped) == (0, 0.0, 0)
+
+
+def test_in_spill_mode_a_full_disk_spills_the_rows_and_replays_them_once_it_frees(
+    make_writer: WriterFactory, db_path: Path, tmp_path: Path
+) -> None:
+    spill = tmp_path / "spill.jsonl"
+    writer = make_writer(
+        flush_interval=0.02, retry_interval=0.2, on_failure="spill", spill_path=spill
+    )
+    writer.record_request(request(0), BODY)
+    assert writer.flush()
+    fill_the_disk(writer)
+    for n in range(1, 301):
+        writer.record_request(request(n), BODY)
+
+    assert not writer.flush()
+    assert writer.failure is not None and not writer.refusing  # served, and spilled
+    stats = writer.stats()
+    assert (stats.spilled, stats.queue_depth, stats.lag_s) == (300, 0, 0.0)
+    assert stats.spill_bytes == spill.stat().st_size
+    lines = spill.read_bytes().splitlines(keepends=True)
+    assert sum(len(Batch.from_line(line)[1]) for line in lines) == 300
+    assert b"sk-secret-value" not in spill.read_bytes()  # bodies are redacted before disk
+
+    free_the_disk(writer)
+    wait_for(lambda: not spill.exists())
+    assert writer.flush()
+    assert rows_of(db_path, "SELECT count(*), count(DISTINCT id) FROM requests") == [(301, 301)]
+    assert rows_of(db_path, "SELECT count(*) FROM request_bodies") == [(301,)]
+    assert rows_of(db_path, "SELECT sum(requests) FROM spend_daily") == [(301,)]
+    assert rows_of(db_path, "SELECT count(*) FROM spilled_batches") == [(len(lines),)]
+    assert writer.stats().replayed == 300
+
+
+def test_a_spill_file_at_its_limit_refuses_and_holds_the_rest_in_memory(
+    make_writer: WriterFactory, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spill = tmp_path / "spill.jsonl"
+    writer = make_writer(
+        flush_interval=0.02,
+        retry_interval=0.2,
+        on_failure="spill",
+        spill_path=spill,
+        spill_max_size=100_000,
+    )
+    writer.record_request(request(0), BODY)
+    assert writer.flush()
+    fill_the_disk(writer)
+    for start in range(1, 301, 10):  # one batch per flush
+        for n in range(start, start + 10):
+            writer.record_request(request(n), BODY)
+        writer.flush()
+
+    assert writer.refusing
+    stats = writer.stats()
+    assert 0 < stats.spilled < 300 and stats.spilled + stats.queue_depth == 300
+    assert spill.stat().st_size <= 100_000
+    assert any("spill_max_size" in message for message in caplog.messages)
+
+    free_the_disk(writer)
+    wait_for(lambda: writer.failure is None and not spill.exists())
+    assert writer.flush()
+    assert rows_of(db_path, "SELECT count(*), count(DISTINCT id) FROM requests") == [(301, 301)]
+
+
+def test_records_beyond_what_a_failing_store_holds_are_dropped_and_counted(
+    make_writer: WriterFactory, db_path: Path
+) -> None:
+    one = Batch(keep_bodies=True)
+    one.add(request(1), BODY)
+    room = 100 * one.weight() + one.weight() // 2  # 100 records with these bodies
+    writer = make_writer(flush_interval=0.02, retry_interval=60, max_held_bytes=room)
+    writer.record_request(request(0))
+    assert writer.flush()
+    fill_the_disk(writer)
+    for start in range(1, 251, 50):
+        for n in range(start, start + 50):
+            writer.record_request(request(n), BODY)
+        writer.flush()
+    stats = writer.stats()
+    assert (stats.queue_depth, stats.dropped) == (100, 150)
+
+
+def test_closing_while_the_store_fails_keeps_the_held_rows_in_the_spill_file(
+    db_path: Path,
+) -> None:
+    writer = StoreWriter(db_path, flush_interval=0.02, retry_interval=60)
+    writer.start()
+    writer.record_request(request(0))
+    assert writer.flush()
+    fill_the_disk(writer)
+    for n in range(1, 51):
+        writer.record_request(request(n))
+    writer.close()
+    spill = default_spill_path(db_path)
+    assert spill.exists()
+    assert writer.stats().dropped == 0
+
+    again = StoreWriter(db_path)  # the disk has room again (the limit was the connection's)
+    again.start()
+    assert again.flush()
+    again.close()
+    assert rows_of(db_path, "SELECT count(*) FROM requests") == [(51,)]
+    assert not spill.exists()
+
+
+def test_a_spill_file_a_crash_left_is_replayed_at_start_exactly_once(db_path: Path) -> None:
+    first, second, cut = (Batch(keep_bodies=True) for _ in range(3))
+    first.add(request(1), BODY)
+    first.add(request(2))
+    second.add(request(3), BODY)
+    second.add(HealthSample(NOW, "ollama", "http://a", True, 4.0, None))
+    cut.add(request(4))
+    conn = connect_for_writing(db_path)
+    _write(conn, first, "first")  # replayed just before the crash: its id is in the store
+    conn.close()
+    spill = default_spill_path(db_path)
+    spill.write_bytes(first.to_line("first") + second.to_line("second") + cut.to_line("cut")[:-9])
+
+    writer = StoreWriter(db_path)
+    writer.start()
+    assert writer.flush()
+    writer.close()
+
+    ids = [row[0] for row in rows_of(db_path, "SELECT id FROM requests ORDER BY id")]
+    assert ids == ["req-1", "req-2", "req-3"]  # none twice; the line cut short is dropped
+    assert rows_of(db_path, "SELECT count(*) FROM health_samples") == [(1,)]
+    assert rows_of(db_path, "SELECT sum(requests) FROM spend_daily") == [(3,)]
+    assert not spill.exists()
+
+
+def test_a_batch_comes_back_from_its_spill_line_unchanged() -> None:
+    batch = Batch(keep_bodies=True)
+    batch.add(request(1, error="nul \x00, snowman \u2603", cost_usd=0.1 + 0.2), BODY)
+    batch.add(request(2, ttft_ms=None, decision=None))
+    batch.add(HealthSample(NOW, "ollama", "http://a", False, None, "refused", 3))
+    batch.add(GpuSample(NOW, "ollama", "http://a", [{"name": "m"}], 1, 2, 3.5, 0))
+    batch.add(AuditRecord(NOW, "ops", "drain", "ollama/http://a", None, {"x": 1}, "why"))
+    batch.add(BudgetChange(NOW, "app", {}, {"daily": "1.50", "weekly": None}, "ops"))
+    batch.add(DrainChange(NOW, "ollama", "http://a", True, None, "ops"))
+
+    batch_id, back = Batch.from_line(batch.to_line("b-1"))
+
+    assert batch_id == "b-1"
+    for name in ("requests", "health", "gpu", "audit", "budgets", "drains"):
+        assert getattr(back, name) == getattr(batch, name), name
+    assert len(back) == len(batch) == 7
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_bytes(b"not a database at all\n" * 200), "not a database"),
+        (lambda p: _newer_store(p), "newer omen"),
+        (lambda p: _corrupt_store(p), "corrupt"),
+        (lambda p: p.mkdir(), "is a directory"),
+    ],
+    ids=["not-a-database", "newer-schema", "corrupt-pages", "a-directory"],
+)
+def test_an_unusable_store_is_named_with_its_reason(
+    db_path: Path, make: Callable[[Path], object], reason: str
+) -> None:
+    make(db_path)
+    with pytest.raises(StoreUnusableError, match=reason) as caught:
+        check_store(db_path)
+    assert str(caught.value).startswith(f"cannot open the store at {db_path}: ")
+
+
+def test_a_store_whose_folder_is_a_file_is_named_with_its_reason(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("")
+    with pytest.raises(StoreUnusableError, match="is a file, not a folder"):
+        check_store(tmp_path / "data" / "omen.db")
+    check_store(tmp_path / "new" / "folder" / "omen.db")  # a missing folder is created
+
+
+def _newer_store(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+
+
+def _corrupt_store(path: Path) -> None:
+    writer = StoreWriter(path)
+    writer.start()
+    for n in range(2000):
+        writer.record_request(request(n))
+    writer.close()
+    data = bytearray(path.read_bytes())
+    data[4096 * 2 : 4096 * 30] = bytes(range(256)) * (4096 * 28 // 256)
+    path.write_bytes(data)
 
 
 # -- redaction ---------------------------------------------------------------------------
