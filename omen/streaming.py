@@ -117,7 +117,10 @@ class StreamPump:
         if admission is None:
             return
         if usage is None:
-            return  # no usage reported: the reservation stands as the best estimate
+            # No usage reported (a cut or failed stream): the prompt was sent and is billed,
+            # so settle to Omen's estimate of it rather than hold the whole reservation.
+            route = self.ctx.route
+            usage = Usage(prompt_tokens=route.est_prompt_tokens if route else 0)
         await self.gateway.usage.settle(
             admission, usage.total_tokens, self.gateway.recorder.price(self.candidate, usage)
         )

@@ -18,6 +18,7 @@ from omen.providers.base import (
     UpstreamError,
     Usage,
 )
+from omen.providers.http import UpstreamSettings, UpstreamSetupError
 from omen.providers.ollama import OllamaProvider
 from omen.providers.openai_format import OpenAIProvider
 
@@ -46,24 +47,29 @@ class UnsupportedProvider(Exception):
 
 def build_provider(config: ProviderConfig) -> Provider:
     """The adapter for one `[providers.NAME]` table."""
+    try:
+        return _build(config)
+    except UpstreamSetupError as exc:
+        raise UnsupportedProvider(f"provider {config.name!r}: {exc}") from exc
+
+
+def _build(config: ProviderConfig) -> Provider:
     api_key = config.api_key.get_secret_value() if config.api_key else None
     if config.type == "ollama":
         return OllamaProvider(
             config.name,
-            timeout=config.timeout,
-            connect_timeout=config.connect_timeout,
             passthrough=config.passthrough_formats,
+            upstream=UpstreamSettings.of(config),
         )
     if config.type in ("openai", "xai", "azure"):
         return OpenAIProvider(
             config.name,
             flavour=config.type,
             api_key=api_key,
-            timeout=config.timeout,
-            connect_timeout=config.connect_timeout,
             api_version=config.api_version,
             deployments=dict(config.deployments),
             passthrough=config.passthrough_formats,
+            upstream=UpstreamSettings.of(config),
         )
     adapter = _ADAPTERS.get(config.type)
     if adapter is None:

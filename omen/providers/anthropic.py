@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-import httpx
 import orjson
 
 from omen.config import ProviderConfig
@@ -29,9 +28,14 @@ from omen.providers.base import (
     Relayed,
     UpstreamError,
     Usage,
+    as_object,
+    failed_probe,
+    token_count,
 )
 from omen.providers.http import (
     UpstreamClients,
+    UpstreamSettings,
+    get_json,
     iter_lines,
     loads,
     open_stream,
@@ -39,6 +43,7 @@ from omen.providers.http import (
     post_json,
     sse_events,
     sse_json,
+    truncated,
 )
 
 API_VERSION = "2023-06-01"
@@ -258,12 +263,12 @@ def _tool_choice(choice: Any, parallel: Any) -> JSON | None:
 
 def usage_from_anthropic(usage: JSON | None) -> Usage:
     """Anthropic counts cached input apart from `input_tokens`; OpenAI counts it inside."""
-    usage = usage or {}
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
-    cache_creation = int(usage.get("cache_creation_input_tokens") or 0)
+    usage = as_object(usage)
+    cache_read = token_count(usage.get("cache_read_input_tokens"))
+    cache_creation = token_count(usage.get("cache_creation_input_tokens"))
     return Usage(
-        prompt_tokens=int(usage.get("input_tokens") or 0) + cache_creation + cache_read,
-        completion_tokens=int(usage.get("output_tokens") or 0),
+        prompt_tokens=token_count(usage.get("input_tokens")) + cache_creation + cache_read,
+        completion_tokens=token_count(usage.get("output_tokens")),
         cached_tokens=cache_read,
         cache_write_tokens=cache_creation,
     )
@@ -331,7 +336,7 @@ def from_anthropic_message(data: JSON, model: str) -> ChatResponse:
                 "finish_reason": finish_reason(data.get("stop_reason"), bool(calls)),
             }
         ],
-        "usage": openai_usage(usage, int(raw_usage.get("cache_creation_input_tokens") or 0)),
+        "usage": openai_usage(usage, usage.cache_write_tokens),
     }
     return ChatResponse(body=body, usage=usage)
 
@@ -464,7 +469,7 @@ async def relay_messages(events: AsyncIterator[bytes], where: str) -> AsyncGener
         started = True
         if kind == "message_stop":
             return
-    raise UpstreamError(502, f"{where}: stream ended before message_stop", mid_stream=started)
+    raise truncated(where, "message_stop", mid_stream=started)
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -507,7 +512,7 @@ def _mapped_error(
     )
 
 
-def anthropic_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+def anthropic_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
     """Map an Anthropic error response (`{"type":"error","error":{…}}`) to Omen's error."""
     try:
         error = orjson.loads(body).get("error")
@@ -555,9 +560,7 @@ class AnthropicProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
-        self._clients = UpstreamClients(
-            timeout=config.timeout, connect_timeout=config.connect_timeout
-        )
+        self._clients = UpstreamClients(UpstreamSettings.of(config))
         self._headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
         if config.api_key is not None:
             self._headers["x-api-key"] = config.api_key.get_secret_value()
@@ -673,9 +676,7 @@ class AnthropicProvider:
                     yield chunk
                 if translator.finished:
                     return
-        raise UpstreamError(
-            502, f"{where}: stream ended before message_stop", mid_stream=translator.started
-        )
+        raise truncated(where, "message_stop", mid_stream=translator.started)
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
         raise UpstreamError(
@@ -700,15 +701,14 @@ class AnthropicProvider:
         return models
 
     async def _get(self, endpoint: str, path: str, params: dict[str, str], where: str) -> Any:
-        try:
-            response = await self._clients.get(endpoint).get(
-                path, headers=self._headers, params=params
-            )
-        except httpx.HTTPError as exc:
-            raise UpstreamError(502, f"{where}: {exc or type(exc).__name__}") from exc
-        if response.status_code >= 400:
-            raise anthropic_error(response.status_code, response.content, response.headers)
-        data = loads(response.content, where)
+        data = await get_json(
+            self._clients.get(endpoint),
+            path,
+            headers=self._headers,
+            params=params,
+            where=where,
+            on_error=anthropic_error,
+        )
         if not isinstance(data, dict):
             raise UpstreamError(502, f"{where}: model list is not an object")
         return data
@@ -719,7 +719,7 @@ class AnthropicProvider:
         try:
             await self._get(endpoint, "/v1/models", {"limit": "1"}, f"{self.name} {endpoint}")
         except UpstreamError as exc:
-            return Probe(False, (time.perf_counter() - started) * 1000, error=exc.message)
+            return failed_probe(exc, (time.perf_counter() - started) * 1000)
         return Probe(True, (time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:

@@ -17,6 +17,23 @@ JSON = dict[str, Any]
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 
+_MAX_TOKENS = 1_000_000_000  # more than any request has: a larger count is a broken upstream
+
+
+def token_count(value: Any) -> int:
+    """An upstream's token count as Omen trusts it: a non-negative integer (else 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if value != value or value < 0:  # NaN, negative
+        return 0
+    return int(min(value, _MAX_TOKENS))
+
+
+def as_object(value: Any) -> JSON:
+    """An upstream field that should be an object; anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass(slots=True)
 class Usage:
     """Token counts as the upstream reported them (never estimated)."""
@@ -46,17 +63,17 @@ class Usage:
         return usage
 
     @classmethod
-    def from_openai(cls, usage: JSON | None) -> Usage:
-        if not usage:
+    def from_openai(cls, usage: Any) -> Usage:
+        if not isinstance(usage, dict):
             return cls()
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        completion_details = usage.get("completion_tokens_details") or {}
+        prompt_details = as_object(usage.get("prompt_tokens_details"))
+        completion_details = as_object(usage.get("completion_tokens_details"))
         return cls(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-            cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+            prompt_tokens=token_count(usage.get("prompt_tokens")),
+            completion_tokens=token_count(usage.get("completion_tokens")),
+            cached_tokens=token_count(prompt_details.get("cached_tokens")),
+            reasoning_tokens=token_count(completion_details.get("reasoning_tokens")),
+            cache_write_tokens=token_count(usage.get("cache_creation_input_tokens")),
         )
 
 
@@ -111,6 +128,14 @@ class Probe:
     error: str | None = None
     loaded_models: list[JSON] = field(default_factory=list)
     models: list[str] | None = None
+
+
+def failed_probe(error: UpstreamError, latency_ms: float) -> Probe:
+    """A probe the upstream refused. 404/405 means it has no such listing (a proxy, a
+    deployment-only endpoint): "probe unsupported", not unhealthy; real traffic decides."""
+    if error.status in (404, 405):
+        return Probe(True, latency_ms)
+    return Probe(False, latency_ms, error=error.message)
 
 
 class ChunkEnvelope:

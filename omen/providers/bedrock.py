@@ -23,12 +23,11 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
 import orjson
 from botocore.auth import SigV4Auth  # type: ignore[import-untyped,unused-ignore]
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped,unused-ignore]
@@ -54,14 +53,21 @@ from omen.providers.base import (
     Relayed,
     UpstreamError,
     Usage,
+    as_object,
+    failed_probe,
+    token_count,
 )
 from omen.providers.http import (
+    Body,
     UpstreamClients,
+    UpstreamSettings,
+    UpstreamStream,
+    fetch,
     loads,
     open_stream,
     parse_retry_after,
     post_json,
-    transport_error,
+    truncated,
 )
 
 # Not "bedrock-runtime": the credential scope is .../{region}/bedrock/aws4_request.
@@ -528,12 +534,12 @@ def finish_reason(stop_reason: str | None, saw_tool_calls: bool) -> str:
 
 def usage_from_converse(usage: JSON | None) -> Usage:
     """Bedrock's inputTokens leave out cache reads and writes; OpenAI's prompt_tokens hold them."""
-    usage = usage or {}
-    cache_read = int(usage.get("cacheReadInputTokens") or 0)
-    cache_write = int(usage.get("cacheWriteInputTokens") or 0)
+    usage = as_object(usage)
+    cache_read = token_count(usage.get("cacheReadInputTokens"))
+    cache_write = token_count(usage.get("cacheWriteInputTokens"))
     return Usage(
-        prompt_tokens=int(usage.get("inputTokens") or 0) + cache_read + cache_write,
-        completion_tokens=int(usage.get("outputTokens") or 0),
+        prompt_tokens=token_count(usage.get("inputTokens")) + cache_read + cache_write,
+        completion_tokens=token_count(usage.get("outputTokens")),
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
@@ -860,7 +866,7 @@ def _mapped_error(
     return UpstreamError(status if status >= 500 or status == 429 else 502, text, code=kind or None)
 
 
-def bedrock_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+def bedrock_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
     """`x-amzn-errortype: ThrottlingException:http://internal.amazon.com/…` + `{"message"}`."""
     kind = (headers.get("x-amzn-errortype") or "").split(":", 1)[0].strip()
     try:
@@ -890,22 +896,24 @@ def stream_exception(kind: str, payload: bytes) -> UpstreamError:
 # --- transport -------------------------------------------------------------------------
 
 
-async def iter_frames(response: httpx.Response, where: str) -> AsyncGenerator[Any, None]:
+async def iter_frames(body: Body, where: str) -> AsyncGenerator[Any, None]:
     """Decode the binary event stream as its bytes arrive (frames straddle reads)."""
     frames = EventStreamBuffer()
     try:
-        raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
-        async with aclosing(raw) as chunks:
+        async with aclosing(body.aiter_raw()) as chunks:
             async for chunk in chunks:
                 frames.add_data(chunk)
                 for frame in frames:
+                    if isinstance(body, UpstreamStream):
+                        body.started = True
                     yield frame
-    except httpx.HTTPError as exc:
-        error = transport_error(exc, where)
-        error.mid_stream = True
-        raise error from exc
     except ParserError as exc:
         raise UpstreamError(502, f"{where}: corrupt event stream ({exc})", mid_stream=True) from exc
+
+
+def _reachable(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+    # The probe's HEAD: any HTTP answer, a 403 or 404 included, proves the path.
+    return UpstreamError(status, "reachable", code="reachable")
 
 
 class BedrockProvider:
@@ -919,9 +927,7 @@ class BedrockProvider:
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
         self._models = list(config.models)
-        self._clients = UpstreamClients(
-            timeout=config.timeout, connect_timeout=config.connect_timeout
-        )
+        self._clients = UpstreamClients(UpstreamSettings.of(config))
         key = config.api_key.get_secret_value() if config.api_key else None
         self._bearer = key or os.environ.get("AWS_BEARER_TOKEN_BEDROCK") or None
         self._region = config.region or region_of(config.base_url or "", None)
@@ -1049,13 +1055,11 @@ class BedrockProvider:
             exc.mid_stream = translator.started
             self._forget_rejected_credentials(exc)
             raise
-        if translator.stop_reason is not None or translator.usage is not None:
-            for chunk in translator.finish():  # one of messageStop and metadata never came
+        if translator.stop_reason is not None:
+            for chunk in translator.finish():  # the metadata (usage) event never came
                 yield chunk
             return
-        raise UpstreamError(
-            502, f"{where}: stream ended without messageStop", mid_stream=translator.started
-        )
+        raise truncated(where, "messageStop", mid_stream=translator.started)
 
     def speaks(self, wire: str, model: str) -> bool:
         """Claude models take Anthropic's Messages body as is, through InvokeModel."""
@@ -1102,9 +1106,7 @@ class BedrockProvider:
             exc.mid_stream = relay.started
             self._forget_rejected_credentials(exc)
             raise
-        raise UpstreamError(
-            502, f"{where}: stream ended before message_stop", mid_stream=relay.started
-        )
+        raise truncated(where, "message_stop", mid_stream=relay.started)
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
         raise UpstreamError(
@@ -1128,10 +1130,17 @@ class BedrockProvider:
         """
         started = time.perf_counter()
         try:
-            await self._clients.get(endpoint).head("/")
-        except httpx.HTTPError as exc:
-            error = transport_error(exc, f"{self.name} {endpoint}")
-            return Probe(False, (time.perf_counter() - started) * 1000, error=error.message)
+            await fetch(
+                self._clients.get(endpoint),
+                "HEAD",
+                "/",
+                headers={},
+                where=f"{self.name} {endpoint}",
+                on_error=_reachable,
+            )
+        except UpstreamError as exc:
+            if exc.code != "reachable":
+                return failed_probe(exc, (time.perf_counter() - started) * 1000)
         return Probe(True, (time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:

@@ -15,24 +15,33 @@ import re
 import struct
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import orjson
 
 from omen.config import ProviderConfig
-from omen.providers.base import JSON, ChatResponse, EmbeddingResponse, Probe, UpstreamError, Usage
+from omen.providers.base import (
+    JSON,
+    ChatResponse,
+    EmbeddingResponse,
+    Probe,
+    UpstreamError,
+    Usage,
+    failed_probe,
+)
 from omen.providers.http import (
     UpstreamClients,
+    UpstreamSettings,
+    get_json,
     iter_lines,
     loads,
     open_stream,
     parse_retry_after,
     post_json,
-    transport_error,
+    truncated,
 )
 
 API_VERSION = "v1beta"
@@ -431,7 +440,7 @@ class GeminiStreamTranslator:
         if "error" in event:
             error = event["error"] if isinstance(event["error"], dict) else {}
             status = int(error.get("code") or 502)
-            raise gemini_error(status, orjson.dumps(event), httpx.Headers())
+            raise gemini_error(status, orjson.dumps(event), {})
         if event.get("usageMetadata"):
             self.usage = usage_from_gemini(event["usageMetadata"])
         chunks: list[JSON] = []
@@ -503,7 +512,7 @@ def _retry_delay(details: list[Any]) -> float | None:
     return None
 
 
-def gemini_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+def gemini_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
     """`{"error": {"code", "message", "status", "details"}}` → what Omen's client sees."""
     try:
         parsed = orjson.loads(body)
@@ -605,9 +614,7 @@ class GeminiProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
-        self._clients = UpstreamClients(
-            timeout=config.timeout, connect_timeout=config.connect_timeout
-        )
+        self._clients = UpstreamClients(UpstreamSettings.of(config))
         self._headers = {"content-type": "application/json"}
         if config.api_key is not None:
             self._headers["x-goog-api-key"] = config.api_key.get_secret_value()
@@ -671,9 +678,9 @@ class GeminiProvider:
                     yield chunk
         try:
             final = translator.finish()
-        except UpstreamError as exc:
-            exc.mid_stream = started  # an empty 200 body is a failure before the first byte
-            raise
+        except UpstreamError:
+            # An empty 200 body is a failure before the first byte: it may still fail over.
+            raise truncated(where, "a finishReason", mid_stream=started) from None
         yield final
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
@@ -704,15 +711,17 @@ class GeminiProvider:
 
     async def _get(self, endpoint: str, tail: str, params: dict[str, str]) -> Any:
         where = f"{self.name} {endpoint}"
-        try:
-            response = await self._clients.get(endpoint).get(
-                self._path(endpoint, tail), headers=self._headers, params=params
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, where) from exc
-        if response.status_code >= 400:
-            raise gemini_error(response.status_code, response.content, response.headers)
-        return loads(response.content, where)
+        data = await get_json(
+            self._clients.get(endpoint),
+            self._path(endpoint, tail),
+            headers=self._headers,
+            params=params,
+            where=where,
+            on_error=gemini_error,
+        )
+        if not isinstance(data, dict):
+            raise UpstreamError(502, f"{where}: {tail} answer is not an object")
+        return data
 
     async def list_models(self, endpoint: str) -> list[str]:
         names: list[str] = []
@@ -731,7 +740,7 @@ class GeminiProvider:
         try:
             await self._get(endpoint, "models", {"pageSize": "1"})
         except UpstreamError as exc:
-            return Probe(False, (time.perf_counter() - started) * 1000, error=exc.message)
+            return failed_probe(exc, (time.perf_counter() - started) * 1000)
         return Probe(True, (time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:

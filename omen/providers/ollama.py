@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-import httpx
 import orjson
 
 from omen.providers.anthropic import relay_messages, usage_from_anthropic
@@ -29,14 +28,19 @@ from omen.providers.base import (
     Relayed,
     UpstreamError,
     Usage,
+    failed_probe,
+    token_count,
 )
 from omen.providers.http import (
     UpstreamClients,
+    UpstreamSettings,
+    get_json,
     iter_lines,
     loads,
     open_stream,
     post_json,
     sse_events,
+    truncated,
 )
 
 _OPTION_FIELDS = {
@@ -278,13 +282,14 @@ class OllamaStreamTranslator(ChunkEnvelope):
 # --- errors ----------------------------------------------------------------------------
 
 
-def ollama_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+def ollama_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
     """`{"error": "…"}` (native API) or `{"type":"error","error":{"message"}}` (/v1/messages)."""
     try:
         error = orjson.loads(body).get("error")
         if isinstance(error, dict):
             error = error.get("message")
-        message = str(error or body.decode(errors="replace"))
+        message = error if isinstance(error, str) and error else body.decode(errors="replace")
+        message = message[:500]
     except (orjson.JSONDecodeError, AttributeError):
         message = body.decode(errors="replace")[:500] or f"HTTP {status}"
     if status == 404:
@@ -325,12 +330,15 @@ class OllamaProvider:
         self,
         name: str,
         *,
-        timeout: float,
-        connect_timeout: float,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
         passthrough: frozenset[str] = frozenset(),
+        upstream: UpstreamSettings | None = None,
     ) -> None:
         self.name = name
-        self._clients = UpstreamClients(timeout=timeout, connect_timeout=connect_timeout)
+        self._clients = UpstreamClients(
+            upstream or UpstreamSettings(timeout=timeout, connect_timeout=connect_timeout)
+        )
         self._passthrough = passthrough
 
     def speaks(self, wire: str, model: str) -> bool:
@@ -383,6 +391,8 @@ class OllamaProvider:
             on_error=ollama_error,
         )
         final = loads(raw, f"ollama {endpoint}")
+        if not isinstance(final, dict):
+            raise UpstreamError(502, f"ollama {endpoint}: /api/chat answer is not an object")
         if "error" in final:
             raise UpstreamError(502, f"ollama: {final['error']}")
         return from_ollama_chat(final, f"chatcmpl-{uuid.uuid4().hex[:24]}", model)
@@ -406,24 +416,44 @@ class OllamaProvider:
                 if not line:
                     continue
                 item = loads(line, where)
-                for chunk in translator.opening(translator.feed(item)):
+                if not isinstance(item, dict):
+                    raise UpstreamError(
+                        502, f"{where}: stream line is not an object", mid_stream=translator.started
+                    )
+                try:
+                    chunks = translator.feed(item)
+                except UpstreamError as exc:  # an error line first may still fail over
+                    exc.mid_stream = translator.started
+                    raise
+                for chunk in translator.opening(chunks):
                     yield chunk
                 if item.get("done"):
                     return
-        raise UpstreamError(502, f"{where}: stream ended without a final message", mid_stream=True)
+        raise truncated(where, '"done": true', mid_stream=translator.started)
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
         model = body["model"]
+        text = body.get("input", "")
+        if isinstance(text, list) and text and not isinstance(text[0], str):
+            # Token ids ([1, 2] or [[1, 2], [3]]) need the model's tokenizer to become text.
+            raise UpstreamError(
+                400,
+                "ollama: /api/embed takes text only; send strings, not token ids",
+                type_="invalid_request_error",
+                code="unsupported_input",
+                param="input",
+                retryable=False,
+            )
         raw, _ = await post_json(
             self._clients.get(endpoint),
             "/api/embed",
-            {"model": model, "input": body.get("input", "")},
+            {"model": model, "input": text},
             headers={"content-type": "application/json"},
             where=f"ollama {endpoint}",
             on_error=ollama_error,
         )
         result = loads(raw, f"ollama {endpoint}")
-        usage = Usage(prompt_tokens=int(result.get("prompt_eval_count") or 0))
+        usage = Usage(prompt_tokens=token_count(result.get("prompt_eval_count")))
         data = [
             {"object": "embedding", "index": index, "embedding": vector}
             for index, vector in enumerate(result.get("embeddings") or [])
@@ -437,13 +467,13 @@ class OllamaProvider:
         return EmbeddingResponse(body=out, usage=usage)
 
     async def _get(self, endpoint: str, path: str) -> Any:
-        try:
-            response = await self._clients.get(endpoint).get(path)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(502, f"ollama {endpoint}: {exc or type(exc).__name__}") from exc
-        if response.status_code >= 400:
-            raise ollama_error(response.status_code, response.content, response.headers)
-        return loads(response.content, f"ollama {endpoint}")
+        where = f"ollama {endpoint}"
+        data = await get_json(
+            self._clients.get(endpoint), path, headers={}, where=where, on_error=ollama_error
+        )
+        if not isinstance(data, dict):
+            raise UpstreamError(502, f"{where}: {path} answer is not an object")
+        return data
 
     async def list_models(self, endpoint: str) -> list[str]:
         tags = await self._get(endpoint, "/api/tags")
@@ -455,7 +485,7 @@ class OllamaProvider:
         try:
             ps = await self._get(endpoint, "/api/ps")
         except UpstreamError as exc:
-            return Probe(False, (time.perf_counter() - started) * 1000, error=exc.message)
+            return failed_probe(exc, (time.perf_counter() - started) * 1000)
         return Probe(
             True, (time.perf_counter() - started) * 1000, loaded_models=list(ps.get("models") or [])
         )

@@ -8,11 +8,10 @@ Azure addresses deployments and sends its empty prompt-filter chunk first, which
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Literal
 
-import httpx
 import orjson
 
 from omen.providers.base import (
@@ -24,9 +23,13 @@ from omen.providers.base import (
     Relayed,
     UpstreamError,
     Usage,
+    failed_probe,
+    token_count,
 )
 from omen.providers.http import (
     UpstreamClients,
+    UpstreamSettings,
+    get_json,
     iter_lines,
     loads,
     open_stream,
@@ -34,6 +37,7 @@ from omen.providers.http import (
     post_json,
     sse_events,
     sse_json,
+    truncated,
 )
 
 Flavour = Literal["openai", "xai", "azure"]
@@ -90,18 +94,18 @@ def normalise_xai_usage(usage: JSON | None) -> bool:
     Returns whether the dict was changed (the raw bytes then no longer match)."""
     if not usage:
         return False
-    details = usage.get("completion_tokens_details") or {}
-    reasoning = int(details.get("reasoning_tokens") or 0)
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    total = int(usage.get("total_tokens") or 0)
+    details = usage.get("completion_tokens_details")
+    reasoning = token_count(details.get("reasoning_tokens") if isinstance(details, dict) else 0)
+    prompt = token_count(usage.get("prompt_tokens"))
+    completion = token_count(usage.get("completion_tokens"))
+    total = token_count(usage.get("total_tokens"))
     if reasoning and total >= prompt + completion + reasoning:
         usage["completion_tokens"] = completion + reasoning
         return True
     return False
 
 
-def openai_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+def openai_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
     """Map an upstream error response to what Omen's client should see."""
     try:
         error = orjson.loads(body).get("error")
@@ -152,16 +156,12 @@ def responses_usage(usage: JSON | None) -> Usage:
     inputs = inputs if isinstance(inputs, dict) else {}
     outputs = outputs if isinstance(outputs, dict) else {}
     return Usage(
-        prompt_tokens=_count(usage.get("input_tokens")),
-        completion_tokens=_count(usage.get("output_tokens")),
-        cached_tokens=_count(inputs.get("cached_tokens")),
-        reasoning_tokens=_count(outputs.get("reasoning_tokens")),
-        cache_write_tokens=_count(inputs.get("cache_write_tokens")),
+        prompt_tokens=token_count(usage.get("input_tokens")),
+        completion_tokens=token_count(usage.get("output_tokens")),
+        cached_tokens=token_count(inputs.get("cached_tokens")),
+        reasoning_tokens=token_count(outputs.get("reasoning_tokens")),
+        cache_write_tokens=token_count(inputs.get("cache_write_tokens")),
     )
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def responses_error(event: JSON, where: str) -> UpstreamError:
@@ -182,6 +182,15 @@ def responses_error(event: JSON, where: str) -> UpstreamError:
     )
 
 
+def _finishes(chunk: JSON) -> bool:
+    choices = chunk.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                return True
+    return False
+
+
 class OpenAIProvider:
     """Adapter for OpenAI-format upstreams; `endpoint` is the base URL (with /v1 for OpenAI)."""
 
@@ -191,18 +200,21 @@ class OpenAIProvider:
         *,
         flavour: Flavour = "openai",
         api_key: str | None,
-        timeout: float,
-        connect_timeout: float,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
         api_version: str = "2024-10-21",
         deployments: dict[str, str] | None = None,
         passthrough: frozenset[str] = frozenset({"chat"}),
+        upstream: UpstreamSettings | None = None,
     ) -> None:
         self.name = name
         self._passthrough = passthrough
         self.flavour = flavour
         self._api_version = api_version
         self._deployments = deployments or {}
-        self._clients = UpstreamClients(timeout=timeout, connect_timeout=connect_timeout)
+        self._clients = UpstreamClients(
+            upstream or UpstreamSettings(timeout=timeout, connect_timeout=connect_timeout)
+        )
         self._headers = {"content-type": "application/json"}
         if api_key:
             if flavour == "azure":
@@ -280,9 +292,7 @@ class OpenAIProvider:
                 started = True
                 if kind in ("response.completed", "response.incomplete"):
                     return
-        raise UpstreamError(
-            502, f"{where}: stream ended before response.completed", mid_stream=started
-        )
+        raise truncated(where, "response.completed", mid_stream=started)
 
     async def count_tokens(self, endpoint: str, call: NativeCall) -> int:
         where = f"{self.name} {endpoint}"
@@ -333,6 +343,7 @@ class OpenAIProvider:
     async def stream(self, endpoint: str, body: JSON) -> AsyncIterator[JSON]:
         where = f"{self.name} {endpoint}"
         path, params = self._route(body["model"], "chat/completions")
+        started = finished = False
         async with (
             open_stream(
                 self._clients.get(endpoint),
@@ -350,8 +361,12 @@ class OpenAIProvider:
                     continue  # blank separators, comments, `event:` lines
                 data = line[5:].strip()
                 if data == b"[DONE]":
-                    return
+                    break
                 chunk = loads(data, where)
+                if not isinstance(chunk, dict):
+                    raise UpstreamError(
+                        502, f"{where}: stream chunk is not an object", mid_stream=started
+                    )
                 if "error" in chunk:
                     error = chunk["error"]
                     message = error.get("message") if isinstance(error, dict) else str(error)
@@ -360,8 +375,14 @@ class OpenAIProvider:
                     continue  # Azure's prompt-filter preamble
                 if self.flavour == "xai" and chunk.get("usage"):
                     normalise_xai_usage(chunk["usage"])
+                if not finished:
+                    finished = _finishes(chunk)
                 yield chunk
-        # Upstreams that omit [DONE] (some OpenAI-compatible servers) just end here.
+                started = True
+        # Some OpenAI-compatible servers omit [DONE]: a finish_reason is what completes a
+        # stream; without one it was cut short, [DONE] or not.
+        if not finished:
+            raise truncated(where, "a finish_reason", mid_stream=started)
 
     async def embed(self, endpoint: str, body: JSON) -> EmbeddingResponse:
         path, params = self._route(body["model"], "embeddings")
@@ -375,19 +396,24 @@ class OpenAIProvider:
             on_error=openai_error,
         )
         data = loads(raw, f"{self.name} {endpoint}")
+        if not isinstance(data, dict):
+            raise UpstreamError(502, f"{self.name} {endpoint}: embeddings answer is not an object")
         return EmbeddingResponse(body=data, usage=Usage.from_openai(data.get("usage")))
 
     async def list_models(self, endpoint: str) -> list[str]:
         if self.flavour == "azure":
             return list(self._deployments)
-        try:
-            response = await self._clients.get(endpoint).get("/models", headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(502, f"{self.name} {endpoint}: {exc}") from exc
-        if response.status_code >= 400:
-            raise openai_error(response.status_code, response.content, response.headers)
-        data = loads(response.content, f"{self.name} {endpoint}")
-        return [model["id"] for model in data.get("data") or []]
+        data = await get_json(
+            self._clients.get(endpoint),
+            "/models",
+            headers=self._headers,
+            where=f"{self.name} {endpoint}",
+            on_error=openai_error,
+        )
+        models = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(models, list):
+            raise UpstreamError(502, f"{self.name} {endpoint}: model list has no data")
+        return [m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
     async def probe(self, endpoint: str) -> Probe:
         """GET /models costs no tokens and proves the key and the network path."""
@@ -395,7 +421,7 @@ class OpenAIProvider:
         try:
             await self.list_models(endpoint)
         except UpstreamError as exc:
-            return Probe(False, (time.perf_counter() - started) * 1000, error=exc.message)
+            return failed_probe(exc, (time.perf_counter() - started) * 1000)
         return Probe(True, (time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:

@@ -345,7 +345,8 @@ def test_upstream_errors_are_mapped_to_openai_shape(omen: Omen, upstreams: Upstr
     upstreams.openai.script.push(ErrorReply(400))
     assert_openai_error(post(omen, {"model": "gpt-4o", "messages": HELLO}), 400)
     upstreams.openai.script.push(ErrorReply(500))
-    assert_openai_error(post(omen, {"model": "gpt-4o", "messages": HELLO}), 500)
+    # SPEC: when no upstream could answer, 502/503/504 — an upstream's 500 is not Omen's 500.
+    assert_openai_error(post(omen, {"model": "gpt-4o", "messages": HELLO}), 502)
 
 
 def test_upstream_rejecting_omens_key_is_502_not_401(
