@@ -542,7 +542,7 @@ class Gateway:
             decision,
             counted_by,
             200,
-            Usage(prompt_tokens=count.tokens),
+            Usage(),  # counting consumes no tokens; the count is in the decision
             0.0,
             attempts=failover.attempts,
         )

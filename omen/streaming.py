@@ -104,7 +104,13 @@ class StreamPump:
             else:
                 self.gateway.fleet.record_success(self.state, _ms(self.began), self.ttft_ms)
             # The row and the spend first: a client that never reads again cannot hold them.
-            self._record(usage, model, error)
+            estimated = usage is None
+            if usage is None:
+                # No usage reported (a cut or failed stream): the prompt was sent and is
+                # billed, so row and limits both count Omen's estimate of it.
+                route = self.ctx.route
+                usage = Usage(prompt_tokens=route.est_prompt_tokens if route else 0)
+            self._record(usage, model, error, estimated=estimated)
             await self._settle(usage)
             if error is None:
                 await self.gateway.pin_session(self.ctx, self.candidate)
@@ -112,31 +118,29 @@ class StreamPump:
                 await self._send(self.encoder.error(error))
             await self._send(None)
 
-    async def _settle(self, usage: Usage | None) -> None:
+    async def _settle(self, usage: Usage) -> None:
         admission = self.ctx.admission
         if admission is None:
             return
-        if usage is None:
-            # No usage reported (a cut or failed stream): the prompt was sent and is billed,
-            # so settle to Omen's estimate of it rather than hold the whole reservation.
-            route = self.ctx.route
-            usage = Usage(prompt_tokens=route.est_prompt_tokens if route else 0)
         await self.gateway.usage.settle(
             admission, usage.total_tokens, self.gateway.recorder.price(self.candidate, usage)
         )
 
-    def _record(self, usage: Usage | None, model: str, error: UpstreamError | None) -> None:
+    def _record(
+        self, usage: Usage, model: str, error: UpstreamError | None, *, estimated: bool
+    ) -> None:
         status = 200
         self.attempts.append(
             Attempt(self.candidate, 200, error.message if error else None, _ms(self.began))
         )
-        final = usage or Usage()
+        final = usage
         cost = self.gateway.recorder.price(self.candidate, final)
         message = None
         if error is not None:
             message = f"stream ended by upstream error after first byte: {error.message}"
-        elif usage is None:
-            message = "upstream stream carried no usage; tokens unknown"
+        if estimated:
+            note = "no usage from the upstream: prompt tokens estimated, output unknown"
+            message = f"{message}; {note}" if message else note
         self.gateway.recorder.record(
             self.ctx,
             self.decision,

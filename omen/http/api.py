@@ -232,24 +232,38 @@ class Api:
         self, request: Request, fmt: InboundFormat, shape: Callable[[int], JSON]
     ) -> Reply:
         headers: dict[str, str] = {}
+        gateway = self.daemon.gateway
+        ctx: CallContext | None = None
         try:
             principal = self.authenticate(request)
+            self._refuse_if_unrecordable()
+            ctx = CallContext(principal, principal.container or "default", fmt.wire, {})
+            ctx.trace_id = self._trace(request)
+            headers["x-omen-request-id"] = ctx.request_id
             native = await read_json(request, self.daemon.config.server.max_body_size)
             decodable = {**native, "stream": False}
             if fmt is MESSAGES:
                 decodable.setdefault("max_tokens", 1)  # count_tokens bodies carry none
             body, _ = fmt.decode(decodable)
             check_chat(body)
-            container = self.daemon.gateway.container_for(principal, body)
-            ctx = CallContext(principal, container, fmt.wire, body, native=native)
+            ctx.container = gateway.container_for(principal, body)
+            ctx.body, ctx.native = body, native
             ctx.client_headers = {
                 name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers
             }
-            ctx.trace_id = self._trace(request)
-            headers["x-omen-request-id"] = ctx.request_id
-            count = await self.daemon.gateway.count_tokens(ctx)
+            count = await gateway.count_tokens(ctx)
         except ApiError as exc:
+            if ctx is not None:
+                ctx.kind = "count_tokens"
+                await gateway.abandon(ctx, None, status=exc.status, error=exc.message)
             return _error(fmt, exc, headers)
+        except Exception:
+            log.exception("unhandled error", extra={"path": request.url.path})
+            failure = ApiError(500, "internal error in Omen; see the daemon's log")
+            if ctx is not None:
+                ctx.kind = "count_tokens"
+                await gateway.abandon(ctx, None, status=500, error=failure.message)
+            return _error(fmt, failure, headers)
         headers["x-omen-provider"] = count.provider
         if count.estimated:
             headers["x-omen-estimate"] = "true"

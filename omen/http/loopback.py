@@ -8,6 +8,7 @@ arrives with its own Host. Everything else is a 403 in OpenAI's shape.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -29,7 +30,13 @@ def _host_name(value: str) -> str:
 
 
 def _loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """A loopback name or address — `127.0.0.1.evil.example` is neither."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def refusal(scope: Scope) -> str | None:
