@@ -36,6 +36,7 @@ from omen.providers.http import (
     UpstreamClients,
     UpstreamSettings,
     get_json,
+    input_tokens,
     iter_lines,
     loads,
     open_stream,
@@ -624,11 +625,7 @@ class AnthropicProvider:
             where=where,
             on_error=anthropic_error,
         )
-        data = loads(raw, where)
-        tokens = data.get("input_tokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, int):
-            raise UpstreamError(502, f"{where}: count_tokens answer has no input_tokens")
-        return tokens
+        return input_tokens(raw, where)
 
     # --- translation: an OpenAI-shaped body ---------------------------------------------
 

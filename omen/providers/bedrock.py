@@ -24,7 +24,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -1005,6 +1005,26 @@ class BedrockProvider:
             raise
         return raw
 
+    @asynccontextmanager
+    async def _frames(
+        self, endpoint: str, path: str, payload: JSON, where: str
+    ) -> AsyncIterator[AsyncIterator[Any]]:
+        """A signed streamed POST, as its event-stream frames."""
+        headers = await self._authorised(endpoint, path, payload)
+        headers["accept"] = EVENT_STREAM
+        async with (
+            open_stream(
+                self._clients.get(endpoint),
+                path,
+                payload,
+                headers=headers,
+                where=where,
+                on_error=bedrock_error,
+            ) as response,
+            aclosing(iter_frames(response, where)) as frames,
+        ):
+            yield frames
+
     async def chat(self, endpoint: str, body: JSON) -> ChatResponse:
         model = body["model"]
         where = f"{self.name} {endpoint}"
@@ -1030,21 +1050,8 @@ class BedrockProvider:
             model,
             answer["toolSpec"]["name"] if answer is not None else None,
         )
-        payload = to_converse(body)
-        headers = await self._authorised(endpoint, path, payload)
-        headers["accept"] = EVENT_STREAM
         try:
-            async with (
-                open_stream(
-                    self._clients.get(endpoint),
-                    path,
-                    payload,
-                    headers=headers,
-                    where=where,
-                    on_error=bedrock_error,
-                ) as response,
-                aclosing(iter_frames(response, where)) as frames,
-            ):
+            async with self._frames(endpoint, path, to_converse(body), where) as frames:
                 async for frame in frames:
                     chunks = translator.feed_frame(frame.headers, frame.payload)
                     for chunk in translator.opening(chunks):
@@ -1080,22 +1087,9 @@ class BedrockProvider:
         model = str(call.body.get("model") or "")
         where = f"{self.name} {endpoint}"
         path = model_path(model, "invoke-with-response-stream")
-        payload = to_invoke(call)
-        headers = await self._authorised(endpoint, path, payload)
-        headers["accept"] = EVENT_STREAM
         relay = InvokeStreamRelay()
         try:
-            async with (
-                open_stream(
-                    self._clients.get(endpoint),
-                    path,
-                    payload,
-                    headers=headers,
-                    where=where,
-                    on_error=bedrock_error,
-                ) as response,
-                aclosing(iter_frames(response, where)) as frames,
-            ):
+            async with self._frames(endpoint, path, to_invoke(call), where) as frames:
                 async for frame in frames:
                     relayed = relay.feed_frame(frame.headers, frame.payload)
                     if relayed is not None:

@@ -601,3 +601,12 @@ def truncated(where: str, terminator: str, *, mid_stream: bool) -> UpstreamError
         code="stream_truncated",
         mid_stream=mid_stream,
     )
+
+
+def input_tokens(raw: bytes, where: str) -> int:
+    """`{"input_tokens": N}`: how Anthropic's count_tokens and OpenAI's input_tokens answer."""
+    data = loads(raw, where)
+    tokens = data.get("input_tokens") if isinstance(data, dict) else None
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+        raise UpstreamError(502, f"{where}: the token count answer has no input_tokens")
+    return tokens

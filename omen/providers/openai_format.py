@@ -30,6 +30,7 @@ from omen.providers.http import (
     UpstreamClients,
     UpstreamSettings,
     get_json,
+    input_tokens,
     iter_lines,
     loads,
     open_stream,
@@ -305,11 +306,7 @@ class OpenAIProvider:
             where=where,
             on_error=openai_error,
         )
-        data = loads(raw, where)
-        tokens = data.get("input_tokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, int):
-            raise UpstreamError(502, f"{where}: input_tokens answer has no count")
-        return tokens
+        return input_tokens(raw, where)
 
     # --- translation target: chat completions -----------------------------------------
 
