@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omen.config import ConfigError, LoadedConfig, check_config, find_config_path, load_config
+from omen.config import (
+    ConfigError,
+    LoadedConfig,
+    check_config,
+    find_config_path,
+    load_config,
+    parse_duration,
+)
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
@@ -185,6 +193,10 @@ def cmd_tui(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from omen.demo.run import run_demo
 
+    if args.dir and Path(args.dir).exists() and not Path(args.dir).is_dir():
+        print(f"omen demo: --dir {args.dir} is a file, not a directory", file=sys.stderr)
+        return 2
+
     return run_demo(Path(args.dir) if args.dir else None, args.seconds, args.headless, args.rate)
 
 
@@ -196,8 +208,47 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return run_logs(args, database)
 
 
+def _duration(text: str) -> float:
+    """argparse type: `30s`, `5m`, `1h`, `7d` (a bad value is one line of usage error)."""
+    try:
+        seconds = parse_duration(text)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be longer than 0 (write e.g. 30s, 5m, 1h, 7d)")
+    return seconds
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 10000")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("omen")
+    except importlib.metadata.PackageNotFoundError:  # running from a checkout, not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omen", description="AI router for containers")
+    parser.add_argument("--version", action="version", version=f"omen {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -206,17 +257,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = with_config(sub.add_parser("serve", help="run the daemon (foreground)"))
     serve.add_argument("--bind", help="HOST:PORT to listen on (overrides server.bind)")
-    serve.add_argument("--level", help="log level: debug, info, warning, error")
+    serve.add_argument(
+        "--level",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: server.log_level)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     logs = with_config(sub.add_parser("logs", help="requests and decisions from the store"))
     logs.add_argument("--container")
     logs.add_argument("--provider")
     logs.add_argument("--level", choices=["info", "warn", "error"], help="minimum level")
-    logs.add_argument("--since", help="only newer than this, e.g. 30s, 5m, 1h, 7d")
+    logs.add_argument("--since", type=_duration, help="only newer than this: 30s, 5m, 1h, 7d")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new requests")
     logs.add_argument("--json", action="store_true", help="one JSON object per line")
-    logs.add_argument("--limit", type=int, default=50)
+    logs.add_argument("--limit", type=_count, default=50, help="at most this many (default 50)")
     logs.add_argument("--audit", action="store_true", help="list audit rows instead")
     logs.add_argument("--db", help="store path (default: server.database of the config)")
     logs.set_defaults(func=cmd_logs)
@@ -242,9 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--dir", help="where to keep the demo's config and store (default: a temp dir)"
     )
-    demo.add_argument("--rate", type=float, default=4.0, help="requests per second (default 4)")
+    demo.add_argument("--rate", type=_positive, default=4.0, help="requests per second (default 4)")
     demo.add_argument("--headless", action="store_true", help="no console: run for --seconds")
-    demo.add_argument("--seconds", type=float, help="with --headless: how long (default 30)")
+    demo.add_argument("--seconds", type=_positive, help="with --headless: how long (default 30)")
     demo.set_defaults(func=cmd_demo)
 
     config = sub.add_parser("config", help="configuration tools")

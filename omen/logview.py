@@ -11,8 +11,7 @@ from typing import Any
 
 import orjson
 
-from omen.config import parse_duration
-from store import RequestRow, StoreMissingError, StoreReader
+from store import RequestRow, StoreError, StoreReader
 
 _FOLLOW_POLL_S = 0.5
 
@@ -53,10 +52,10 @@ def _print(rows: list[RequestRow], as_json: bool) -> None:
 def run_logs(args: argparse.Namespace, database: Path) -> int:
     try:
         reader = StoreReader(database)
-    except StoreMissingError as exc:
+    except StoreError as exc:  # missing, not a database, unreadable: one line, no traceback
         print(exc, file=sys.stderr)
         return 1
-    since_ts = time.time() - parse_duration(args.since) if args.since else None
+    since_ts = time.time() - args.since if args.since else None
     if args.audit:
         for audit in reversed(reader.audit_rows(since_ts=since_ts, limit=args.limit)):
             line = orjson.dumps(
