@@ -144,11 +144,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         print(f"cannot reach the daemon at {url}: {exc}", file=sys.stderr)
         return 1
-    data = response.json()
-    if response.status_code != 200:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or (response.status_code == 200 and "replay" not in data):
         print(
-            f"replay refused ({response.status_code}): {data['error']['message']}", file=sys.stderr
+            f"{url} did not answer like Omen's admin API (HTTP {response.status_code}); "
+            "is --url right?",
+            file=sys.stderr,
         )
+        return 1
+    if response.status_code != 200:
+        error = data.get("error")
+        message = (error.get("message") if isinstance(error, dict) else None) or (
+            f"HTTP {response.status_code}"
+        )
+        hint = ""
+        if response.status_code == 401 and not key:
+            hint = " (set OMEN_ADMIN_KEY to an admin-scope key)"
+        print(f"replay refused ({response.status_code}): {message}{hint}", file=sys.stderr)
         return 1
     old, new = data["original"], data["replay"]
     rows = [
@@ -167,8 +182,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"{'':10} {'original':<40} replay")
     for label, before, after in rows:
         print(f"{label:10} {before!s:<40} {after!s}")
-    if new.get("error"):
-        print(f"\nreplay error: {new['error']}")
+    if new.get("error") or new.get("status") != 200:
+        print(f"\nreplay failed: {new.get('error') or 'no answer'}")
+        return 1
     elif new.get("answer") is not None:
         print(f"\nreplay answer:\n{new['answer']}")
     return 0

@@ -67,6 +67,8 @@ def run_logs(args: argparse.Namespace, database: Path) -> int:
     rows = reader.recent_requests(**filters, since_ts=since_ts, limit=args.limit)
     rows.reverse()  # oldest first, like a log
     _print(rows, args.json)
+    if not rows and not args.json:
+        print("no requests match" + (" (yet; following)" if args.follow else ""), file=sys.stderr)
     if not args.follow:
         return 0
     last = max((r.rowid for r in rows), default=reader.max_rowid())

@@ -48,3 +48,45 @@ def test_version() -> None:
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0 and done.stdout.startswith("omen ")
+
+
+def test_replay_against_something_that_is_not_omen_says_so(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>a login page</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "omen.toml").write_text('[server]\nbind = "127.0.0.1:1"\n')
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "omen",
+                "replay",
+                "req_x",
+                "--url",
+                f"http://127.0.0.1:{server.server_port}",
+                "--config",
+                str(tmp_path / "omen.toml"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "did not answer like Omen" in done.stderr
