@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
+from typing import Any
+
+from omen.providers.base import UpstreamError
+from omen.providers.http import Upstream, UpstreamClients, UpstreamSettings
 
 Writer = asyncio.StreamWriter
 Reader = asyncio.StreamReader
@@ -137,3 +141,18 @@ async def keep_alive_ok(server: RawServer, reader: Reader, writer: Writer) -> No
     while await server.read_request(reader) is not None:
         writer.write(ok())
         await writer.drain()
+
+
+@asynccontextmanager
+async def upstream(url: str, **settings: Any) -> AsyncIterator[Upstream]:
+    """Omen's upstream client for `url` (2 s timeout unless said), closed afterwards."""
+    clients = UpstreamClients(UpstreamSettings(**{"timeout": 2.0, **settings}))
+    try:
+        yield clients.get(url)
+    finally:
+        await clients.aclose()
+
+
+def never_called(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+    """An error mapper for calls that must not fail."""
+    raise AssertionError("no HTTP error was expected")

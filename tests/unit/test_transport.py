@@ -5,8 +5,7 @@ as 504, mid-stream failures, chunked bodies, LF and CRLF lines."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import pytest
@@ -14,8 +13,6 @@ import pytest
 from omen.providers.base import UpstreamError
 from omen.providers.http import (
     Upstream,
-    UpstreamClients,
-    UpstreamSettings,
     fetch,
     iter_lines,
     open_stream,
@@ -32,23 +29,12 @@ from tests.fakes.raw_http import (
     Writer,
     chunk,
     keep_alive_ok,
+    never_called,
     ok,
+    upstream,
 )
 
 pytestmark = pytest.mark.timeout(20)
-
-
-@asynccontextmanager
-async def upstream(url: str, **settings: Any) -> AsyncIterator[Upstream]:
-    clients = UpstreamClients(UpstreamSettings(**{"timeout": 2.0, **settings}))
-    try:
-        yield clients.get(url)
-    finally:
-        await clients.aclose()
-
-
-def never_called(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    raise AssertionError("no HTTP error was expected")
 
 
 def as_upstream_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:

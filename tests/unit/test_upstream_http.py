@@ -11,8 +11,6 @@ import ssl
 import subprocess
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ from omen.providers.base import UpstreamError
 from omen.providers.http import (
     MiB,
     Upstream,
-    UpstreamClients,
     UpstreamSettings,
     UpstreamSetupError,
     fetch,
@@ -42,23 +39,12 @@ from tests.fakes.raw_http import (
     Writer,
     chunk,
     keep_alive_ok,
+    never_called,
     ok,
+    upstream,
 )
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@asynccontextmanager
-async def upstream(url: str, **settings: Any) -> AsyncIterator[Upstream]:
-    clients = UpstreamClients(UpstreamSettings(**{"timeout": 2.0, **settings}))
-    try:
-        yield clients.get(url)
-    finally:
-        await clients.aclose()
-
-
-def never_called(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    raise AssertionError("no HTTP error was expected")
 
 
 async def post(client: Upstream, headers: dict[str, str] | None = None) -> bytes:
