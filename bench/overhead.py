@@ -2,10 +2,12 @@
 
     python -m bench.overhead [--seconds 20] [--connections 50]
 
-Starts one fake OpenAI-format upstream (tests/fakes, one process) and one `omen serve` (one
-process, real SQLite file) in front of it, then for non-streaming and streaming requests:
-a sequential run (one connection: added latency per request) and a concurrent run
-(requests/s at N connections). Load generator, upstream and Omen share this machine.
+Starts one fake OpenAI-format upstream (tests/fakes, one process), one `omen serve` (one
+process, real SQLite file) in front of it, and `bench.bare_proxy` (the same server and client
+libraries with none of Omen's work: the floor for any proxy on this stack), then for
+non-streaming and streaming requests: a sequential run (one connection: added latency per
+request) and a concurrent run (requests/s at N connections). Load generator, upstream and the
+proxies share this machine; each is measured alone, one after the other.
 """
 
 from __future__ import annotations
@@ -43,6 +45,23 @@ def wait_for(port: int, timeout: float = 20.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing listening on {port} after {timeout}s")
+
+
+def start_bare_proxy(upstream_port: int) -> tuple[int, subprocess.Popen[bytes]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.bare_proxy",
+            str(port),
+            f"http://127.0.0.1:{upstream_port}/v1",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    wait_for(port)
+    return port, proc
 
 
 def start_processes(workdir: Path) -> tuple[int, int, list[subprocess.Popen[bytes]]]:
@@ -101,52 +120,40 @@ def body(stream: bool) -> bytes:
     return orjson.dumps(payload)
 
 
-async def measure(port_direct: int, port_omen: int, seconds: float, connections: int) -> None:
-    rows: list[tuple[str, str, Result, Result]] = []
+async def measure(ports: dict[str, int], seconds: float, connections: int) -> None:
+    rows: list[tuple[str, str, dict[str, Result]]] = []
     for stream in (False, True):
         payload = body(stream)
         kind = "stream" if stream else "non-stream"
         for label, conns in (("sequential", 1), (f"{connections} conns", connections)):
-            # Warm both paths (connections, caches) before measuring.
-            for port in (port_direct, port_omen):
-                await run_load(
-                    f"http://127.0.0.1:{port}/v1/chat/completions",
-                    payload,
-                    connections=conns,
-                    seconds=1.0,
-                )
-            direct = await run_load(
-                f"http://127.0.0.1:{port_direct}/v1/chat/completions",
-                payload,
-                connections=conns,
-                seconds=seconds,
-            )
-            via = await run_load(
-                f"http://127.0.0.1:{port_omen}/v1/chat/completions",
-                payload,
-                connections=conns,
-                seconds=seconds,
-            )
-            rows.append((kind, label, direct, via))
+            results: dict[str, Result] = {}
+            for name, port in ports.items():
+                url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                # Warm the path (connections, caches) before measuring.
+                await run_load(url, payload, connections=conns, seconds=1.0)
+                results[name] = await run_load(url, payload, connections=conns, seconds=seconds)
+            rows.append((kind, label, results))
 
     print()
     print(
-        f"{'request':<11} {'load':<11} {'direct rps':>10} {'omen rps':>9} {'failed':>6} "
-        f"{'metric':<8} {'direct p50':>10} {'omen p50':>9} {'added p50':>9} "
-        f"{'added p95':>9} {'added p99':>9}"
+        f"{'request':<11} {'load':<11} {'metric':<8} {'direct':>8} {'bare':>15} {'omen':>15} "
+        f"{'direct p50':>10} {'bare +p50':>9} {'omen +p50':>9} {'omen +p95':>9} {'failed':>6}"
     )
-    for kind, label, direct, via in rows:
+    for kind, label, results in rows:
+        direct, bare, via = results["direct"], results["bare"], results["omen"]
         for metric in ("latency", "ttft") if kind == "stream" else ("latency",):
-            d, v = direct.summary(metric), via.summary(metric)
+            d, b, v = direct.summary(metric), bare.summary(metric), via.summary(metric)
             print(
-                f"{kind:<11} {label:<11} {direct.rps:>10.0f} {via.rps:>9.0f} {via.failed:>6} "
-                f"{metric:<8} {d['p50']:>8.2f}ms {v['p50']:>7.2f}ms "
-                f"{v['p50'] - d['p50']:>7.2f}ms {v['p95'] - d['p95']:>7.2f}ms "
-                f"{v['p99'] - d['p99']:>7.2f}ms"
+                f"{kind:<11} {label:<11} {metric:<8} {direct.rps:>8.0f} "
+                f"{bare.rps:>7.0f} ({bare.rps / direct.rps:>4.0%}) "
+                f"{via.rps:>7.0f} ({via.rps / direct.rps:>4.0%}) "
+                f"{d['p50']:>8.2f}ms {b['p50'] - d['p50']:>7.2f}ms {v['p50'] - d['p50']:>7.2f}ms "
+                f"{v['p95'] - d['p95']:>7.2f}ms {via.failed + bare.failed:>6}"
             )
     print(
-        "\nlatency: full response time; ttft: time to the first SSE event. "
-        "added = through Omen minus direct, same percentile."
+        "\nrequests/s (share of direct); latency: full response time; ttft: time to the first SSE "
+        "event; +p50/+p95: through the proxy minus direct, same percentile. bare: "
+        "bench.bare_proxy, uvicorn + aiohttp with none of Omen's work."
     )
 
 
@@ -165,8 +172,11 @@ def main() -> None:
         pass
     with tempfile.TemporaryDirectory() as tmp:
         upstream_port, omen_port, procs = start_processes(Path(tmp))
+        bare_port, bare = start_bare_proxy(upstream_port)
+        procs.append(bare)
+        ports = {"direct": upstream_port, "bare": bare_port, "omen": omen_port}
         try:
-            asyncio.run(measure(upstream_port, omen_port, args.seconds, args.connections))
+            asyncio.run(measure(ports, args.seconds, args.connections))
         finally:
             for proc in procs:
                 proc.terminate()

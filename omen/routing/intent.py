@@ -182,6 +182,7 @@ _PATTERNS = (
 
 _COMPILED = {p.regex: re.compile(p.regex, re.MULTILINE) for p in _PATTERNS}
 _ALL_HINTS = frozenset(hint for p in _PATTERNS for hint in p.hints)
+_WEIGHTS = {(p.intent, p.name): p.weight for p in _PATTERNS}
 
 _VOCABULARIES = (
     _v(
@@ -383,9 +384,8 @@ def classify_text(text: str, system: str = "") -> IntentResult:
         ):
             hits = 1 if pattern.compiled.search(system) else 0  # a coding system prompt, weakly
         counted[key] = counted.get(key, 0) + hits
-    weights = {(p.intent, p.name): p.weight for p in _PATTERNS}
     for (intent, name), hits in counted.items():
-        add(intent, name, weights[(intent, name)], hits)
+        add(intent, name, _WEIGHTS[(intent, name)], hits)
 
     words = Counter(_WORD.findall(lower))
     system_words = set(_WORD.findall(system_lower)) if system else set()
