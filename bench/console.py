@@ -18,10 +18,10 @@ import statistics
 import time
 from pathlib import Path
 
-import tui.app
+import omen_tui.app
 from omen.demo.seed import seed_store
-from tui.app import OmenConsole
-from tui.model import VIEWS
+from omen_tui.app import OmenConsole
+from omen_tui.model import VIEWS
 
 CACHE = Path(__file__).resolve().parent.parent / ".bench-cache"
 
@@ -41,7 +41,7 @@ def store(rows: int, containers: int) -> Path:
 class Timed(OmenConsole):
     """The console, with a stopwatch on the two halves of a refresh."""
 
-    CSS_PATH = str(Path(tui.app.__file__).with_name("app.tcss"))  # relative to tui/, not here
+    CSS_PATH = str(Path(omen_tui.app.__file__).with_name("app.tcss"))  # relative to tui/, not here
 
     def __init__(self, database: Path) -> None:
         super().__init__(database, "http://127.0.0.1:9", None, readonly=True, poll_interval=0.05)

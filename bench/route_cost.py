@@ -51,7 +51,7 @@ from bench.workloads.dev_day import (
     Call,
     build_day,
 )
-from store import StoreReader, day_name
+from omen_store import StoreReader, day_name
 from tests.fakes import (
     FakeState,
     RunningFake,

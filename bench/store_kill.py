@@ -107,7 +107,7 @@ def child(
     database: str, counters: str, rate: float, flush_interval: float, busy: float, limit: float
 ) -> None:
     from bench.store_writer import BODY, make_records
-    from store import StoreWriter
+    from omen_store import StoreWriter
 
     records = [
         replace(record, id=f"kill-{n}", ts=time.time())

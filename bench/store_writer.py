@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from store import RequestRecord, StoreReader, StoreWriter
+from omen_store import RequestRecord, StoreReader, StoreWriter
 
 BODY: dict[str, Any] = {
     "model": "auto",

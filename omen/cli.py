@@ -35,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from omen.auth import KeyRing, is_loopback
     from omen.http.protocol import HeaderDeadlineProtocol
     from omen.log import setup_logging
-    from store import StoreUnusableError, check_store
+    from omen_store import StoreUnusableError, check_store
 
     loaded = _load(args)
     server = loaded.config.server
@@ -191,7 +191,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from tui.app import run
+    from omen_tui.app import run
 
     loaded = _load(args)
     database = Path(args.db) if args.db else loaded.config.server.database

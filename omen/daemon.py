@@ -23,7 +23,7 @@ from omen.limits.control import UsageControl
 from omen.limits.memory import MemoryLimits
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import Tracing
-from store import AuditRecord, StoreReader, StoreWriter
+from omen_store import AuditRecord, StoreReader, StoreWriter
 
 log = logging.getLogger("omen.daemon")
 

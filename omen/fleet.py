@@ -21,7 +21,7 @@ from omen.gpu import GpuReading, parse_gpu_metrics
 from omen.providers import Probe, Provider, UnsupportedProvider, build_provider
 from omen.routing import EndpointView
 from omen.secrets import Redactor
-from store import GpuSample, HealthSample, StoreWriter
+from omen_store import GpuSample, HealthSample, StoreWriter
 
 log = logging.getLogger("omen.fleet")
 

@@ -45,7 +45,7 @@ from omen.sessions import SessionStore
 from omen.streaming import StreamPump, close_quietly
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import NO_TRACING, Tracing
-from store import StoreWriter
+from omen_store import StoreWriter
 
 log = logging.getLogger("omen.gateway")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from store import RequestRow, StoreError, StoreReader
+from omen_store import RequestRow, StoreError, StoreReader
 
 _FOLLOW_POLL_S = 0.5
 

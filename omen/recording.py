@@ -16,7 +16,7 @@ from omen.providers import Usage
 from omen.routing import Candidate, RouteDecision, Router
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import Tracing
-from store import RequestRecord, StoreWriter
+from omen_store import RequestRecord, StoreWriter
 
 log = logging.getLogger("omen.requests")
 

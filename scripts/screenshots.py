@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from textual.pilot import Pilot
 
 from omen.demo.run import start_demo
-from tui.app import OmenConsole
-from tui.widgets.live_table import LiveTable
+from omen_tui.app import OmenConsole
+from omen_tui.widgets.live_table import LiveTable
 
 SIZE = (100, 30)
 

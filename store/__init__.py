@@ -1,12 +1,13 @@
 """SQLite persistence for Omen: schema and migrations, the batching writer, read queries.
 
 The daemon writes only through `StoreWriter`; `omen logs`, `omen tui` and daemon startup
-read through `StoreReader`. This package knows SQL and nothing else.
+read through `StoreReader`. This package knows SQL and nothing else. Installed as `omen_store`
+(this folder is store/ in the repository).
 """
 
-from store.errors import StoreError, StoreMissingError, StoreUnusableError
-from store.reader import StoreReader
-from store.records import (
+from omen_store.errors import StoreError, StoreMissingError, StoreUnusableError
+from omen_store.reader import StoreReader
+from omen_store.records import (
     AuditRecord,
     BudgetChange,
     DrainChange,
@@ -16,9 +17,9 @@ from store.records import (
     RequestRecord,
     level_for,
 )
-from store.redact import REDACTED, redact_body
-from store.rollups import day_name, hour_name
-from store.rows import (
+from omen_store.redact import REDACTED, redact_body
+from omen_store.rollups import day_name, hour_name
+from omen_store.rows import (
     AuditRow,
     BudgetChangeRow,
     BudgetOverrideRow,
@@ -31,8 +32,8 @@ from store.rows import (
     SpendDailyRow,
     SpendTotals,
 )
-from store.schema import SCHEMA_VERSION, check_store
-from store.writer import StoreWriter, WriterStats
+from omen_store.schema import SCHEMA_VERSION, check_store
+from omen_store.writer import StoreWriter, WriterStats
 
 __all__ = [
     "REDACTED",

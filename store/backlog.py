@@ -25,12 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from store.batch import Batch
-from store.errors import in_words, is_store_fault
-from store.spill import SpillFile, SpillFull
+from omen_store.batch import Batch
+from omen_store.errors import in_words, is_store_fault
+from omen_store.spill import SpillFile, SpillFull
 
 if TYPE_CHECKING:
-    from store.writer import WriterStats
+    from omen_store.writer import WriterStats
 
 log = logging.getLogger("omen.store")
 

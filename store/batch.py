@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from store.bulk import insert_rows
-from store.records import (
+from omen_store.bulk import insert_rows
+from omen_store.records import (
     AuditRecord,
     BudgetChange,
     DrainChange,
@@ -27,7 +27,7 @@ from store.records import (
     HealthSample,
     RequestRecord,
 )
-from store.redact import redact_body
+from omen_store.redact import redact_body
 
 Row = tuple[Any, ...]
 

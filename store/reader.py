@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from store.errors import StoreError, StoreMissingError
-from store.records import LEVELS, Level
-from store.rollups import hour_name
-from store.rows import (
+from omen_store.errors import StoreError, StoreMissingError
+from omen_store.records import LEVELS, Level
+from omen_store.rollups import hour_name
+from omen_store.rows import (
     AuditRow,
     BudgetChangeRow,
     BudgetOverrideRow,
@@ -33,7 +33,7 @@ from store.rows import (
     SpendDailyRow,
     SpendTotals,
 )
-from store.schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION
+from omen_store.schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION
 
 # In RequestRecord's field order, then the rowid.
 _REQUEST_COLUMNS = (

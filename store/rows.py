@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.records import RequestRecord
+from omen_store.records import RequestRecord
 
 
 @dataclass(slots=True)

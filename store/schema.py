@@ -10,8 +10,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from store.errors import StoreUnusableError, in_words
-from store.rollups import keep_rollups
+from omen_store.errors import StoreUnusableError, in_words
+from omen_store.rollups import keep_rollups
 
 BUSY_TIMEOUT_MS = 5000
 

@@ -34,10 +34,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from store.backlog import Backlog, OnFailure, rollback
-from store.batch import Batch
-from store.errors import is_busy, is_store_fault
-from store.records import (
+from omen_store.backlog import Backlog, OnFailure, rollback
+from omen_store.batch import Batch
+from omen_store.errors import is_busy, is_store_fault
+from omen_store.records import (
     AuditRecord,
     BudgetChange,
     DrainChange,
@@ -45,9 +45,9 @@ from store.records import (
     HealthSample,
     RequestRecord,
 )
-from store.retention import PruneJob, prune_step
-from store.schema import connect_for_writing
-from store.spill import SpillFile, default_spill_path
+from omen_store.retention import PruneJob, prune_step
+from omen_store.schema import connect_for_writing
+from omen_store.spill import SpillFile, default_spill_path
 
 log = logging.getLogger("omen.store")
 

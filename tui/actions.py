@@ -15,14 +15,14 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 
-from tui.client import AdminClient, AdminError
-from tui.messages import BudgetRequested, DrainRequested, ReplayRequested, RequestOpened
-from tui.model import DaemonState, Poller
-from tui.screens.budget import BudgetEditor
-from tui.screens.confirm_drain import ConfirmDrain
-from tui.screens.replay_choice import ReplayChoice
-from tui.screens.replay_result import ReplayResult
-from tui.screens.request_detail import RequestDetail
+from omen_tui.client import AdminClient, AdminError
+from omen_tui.messages import BudgetRequested, DrainRequested, ReplayRequested, RequestOpened
+from omen_tui.model import DaemonState, Poller
+from omen_tui.screens.budget import BudgetEditor
+from omen_tui.screens.confirm_drain import ConfirmDrain
+from omen_tui.screens.replay_choice import ReplayChoice
+from omen_tui.screens.replay_result import ReplayResult
+from omen_tui.screens.request_detail import RequestDetail
 
 ACTION_NAMES = {"drain": "drain", "budget": "budget change", "replay": "replay"}
 WHERE = {"drain": "3 Providers or 4 GPU", "budget": "1 Overview", "replay": "2 Routing"}

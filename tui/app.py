@@ -24,22 +24,22 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer, Static
 from textual.worker import Worker, WorkerState
 
-from tui.actions import AdminActions
-from tui.client import AdminClient
-from tui.messages import (
+from omen_tui.actions import AdminActions
+from omen_tui.client import AdminClient
+from omen_tui.messages import (
     RefreshRequested,
 )
-from tui.model import VIEWS, DaemonState, Filter, Poller, Snapshot
-from tui.screens.filter import FilterEditor
-from tui.screens.help import HelpScreen
-from tui.views.base import ConsoleView
-from tui.views.gpu import GpuView
-from tui.views.overview import OverviewView
-from tui.views.providers import ProvidersView
-from tui.views.routing import RoutingView
-from tui.widgets.daemon_status import DaemonStatus
-from tui.widgets.live_table import LiveTable
-from tui.widgets.view_tabs import TITLES, ViewTabs
+from omen_tui.model import VIEWS, DaemonState, Filter, Poller, Snapshot
+from omen_tui.screens.filter import FilterEditor
+from omen_tui.screens.help import HelpScreen
+from omen_tui.views.base import ConsoleView
+from omen_tui.views.gpu import GpuView
+from omen_tui.views.overview import OverviewView
+from omen_tui.views.providers import ProvidersView
+from omen_tui.views.routing import RoutingView
+from omen_tui.widgets.daemon_status import DaemonStatus
+from omen_tui.widgets.live_table import LiveTable
+from omen_tui.widgets.view_tabs import TITLES, ViewTabs
 
 
 class OmenConsole(AdminActions):

@@ -178,7 +178,7 @@ def run_demo(directory: Path | None, seconds: float | None, headless: bool, rate
         if headless:
             time.sleep(seconds if seconds is not None else 30)
         else:
-            from tui.app import run
+            from omen_tui.app import run
 
             run(
                 database=Path(settings["database"]),

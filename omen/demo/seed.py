@@ -10,7 +10,7 @@ import random
 import time
 from pathlib import Path
 
-from store import GpuSample, HealthSample, RequestRecord, StoreWriter
+from omen_store import GpuSample, HealthSample, RequestRecord, StoreWriter
 
 ROUTES = (
     # provider, endpoint, model, $/token in, $/token out, typical latency ms

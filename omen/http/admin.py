@@ -22,7 +22,7 @@ from omen.config import parse_money
 from omen.daemon import Daemon
 from omen.errors import ApiError, invalid
 from omen.http.api import Api
-from store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreReader
+from omen_store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreReader
 
 
 def actor_of(principal: Principal) -> str:

@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from store import AuditRecord, StoreWriter
+from omen_store import AuditRecord, StoreWriter
 
 log = logging.getLogger("omen.alerts")
 

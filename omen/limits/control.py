@@ -25,7 +25,7 @@ from omen.limits.base import (
     Verdict,
 )
 from omen.limits.memory import MemoryLimits
-from store import StoreReader, StoreWriter
+from omen_store import StoreReader, StoreWriter
 
 log = logging.getLogger("omen.limits")
 

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from omen.routing import INTENTS
-from store import WriterStats
+from omen_store import WriterStats
 
 OTHER = "other"
 _STATUSES = frozenset({200, 400, 401, 403, 404, 413, 429, 500, 502, 503, 504})

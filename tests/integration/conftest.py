@@ -205,7 +205,7 @@ def omen(omen_factory: Callable[..., Omen], upstreams: Upstreams) -> Omen:
 
 def wait_for_rows(database: Path, count: int, timeout: float = 5.0) -> list[object]:
     """The writer commits within its flush interval; wait for it instead of sleeping blindly."""
-    from store import StoreReader
+    from omen_store import StoreReader
 
     deadline = time.monotonic() + timeout
     while True:

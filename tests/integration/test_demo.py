@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from store import StoreReader
+from omen_store import StoreReader
 from tests.integration.conftest import omen_env
 
 

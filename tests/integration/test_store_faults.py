@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bench.store_kill import measure
-from store import SCHEMA_VERSION, RequestRecord, StoreWriter
+from omen_store import SCHEMA_VERSION, RequestRecord, StoreWriter
 from tests.integration.conftest import (
     APP_KEY,
     ROOT,

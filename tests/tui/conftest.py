@@ -13,10 +13,10 @@ from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.widgets import Input
 
+from omen_tui.app import OmenConsole
 from tests.integration.conftest import omen_factory, upstreams  # noqa: F401  (fixtures)
 from tests.tui.fake_admin import FakeAdmin
 from tests.tui.seed import NOW, seed_store
-from tui.app import OmenConsole
 
 
 @pytest.fixture(autouse=True)

@@ -10,9 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from omen_tui.app import OmenConsole
 from tests.tui.fake_admin import FakeAdmin
 from tests.tui.seed import NOW, seed_store
-from tui.app import OmenConsole
 
 
 def main() -> None:

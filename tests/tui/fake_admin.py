@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tui.client import AdminClient
+from omen_tui.client import AdminClient
 
 URL = "http://omen.test:8080"
 

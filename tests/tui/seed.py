@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from store import (
+from omen_store import (
     AuditRecord,
     BudgetChange,
     DrainChange,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 
+from omen_tui.app import OmenConsole
+from omen_tui.screens.replay_result import ReplayResult
+from omen_tui.views.overview import OverviewView
+from omen_tui.widgets.live_table import LiveTable
 from tests.fakes import FakeState, make_ollama_app, run_fake
 from tests.integration.conftest import ADMIN_KEY, APP_KEY, Omen, Upstreams, wait_for_rows
 from tests.tui.conftest import press, settle
-from tui.app import OmenConsole
-from tui.screens.replay_result import ReplayResult
-from tui.views.overview import OverviewView
-from tui.widgets.live_table import LiveTable
 
 SIZE = (80, 24)
 

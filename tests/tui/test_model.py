@@ -8,17 +8,17 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from omen_tui.client import AdminClient, AdminError
+from omen_tui.format import money
+from omen_tui.model import Filter, Poller
+from omen_tui.model.budget import Meter, forecast
+from omen_tui.model.cache import CacheUse
+from omen_tui.model.periods import Periods
+from omen_tui.model.poller import FEED_SIZE, percentile
+from omen_tui.screens.budget import validate
 from tests.tui.fake_admin import FakeAdmin
 from tests.tui.seed import NOW
 from tests.tui.test_views import append_request
-from tui.client import AdminClient, AdminError
-from tui.format import money
-from tui.model import Filter, Poller
-from tui.model.budget import Meter, forecast
-from tui.model.cache import CacheUse
-from tui.model.periods import Periods
-from tui.model.poller import FEED_SIZE, percentile
-from tui.screens.budget import validate
 
 UTC = ZoneInfo("UTC")
 

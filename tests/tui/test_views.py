@@ -11,20 +11,20 @@ from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import ContentSwitcher, Input, Static
 
-from store import RequestRecord, RequestRow, StoreReader, StoreWriter
+from omen_store import RequestRecord, RequestRow, StoreReader, StoreWriter
+from omen_tui.app import OmenConsole, run
+from omen_tui.screens.budget import BudgetEditor
+from omen_tui.screens.confirm_drain import ConfirmDrain
+from omen_tui.screens.filter import FilterEditor
+from omen_tui.screens.help import HelpScreen
+from omen_tui.screens.replay_choice import ReplayChoice
+from omen_tui.screens.replay_result import ReplayResult
+from omen_tui.screens.request_detail import RequestDetail, render_detail
+from omen_tui.widgets.gpu_chart import GpuChart
+from omen_tui.widgets.live_table import LiveTable
+from omen_tui.widgets.view_tabs import ViewTabs
 from tests.tui.conftest import ConsoleFactory, press, settle
 from tests.tui.seed import NOW
-from tui.app import OmenConsole, run
-from tui.screens.budget import BudgetEditor
-from tui.screens.confirm_drain import ConfirmDrain
-from tui.screens.filter import FilterEditor
-from tui.screens.help import HelpScreen
-from tui.screens.replay_choice import ReplayChoice
-from tui.screens.replay_result import ReplayResult
-from tui.screens.request_detail import RequestDetail, render_detail
-from tui.widgets.gpu_chart import GpuChart
-from tui.widgets.live_table import LiveTable
-from tui.widgets.view_tabs import ViewTabs
 
 SIZE = (80, 24)
 

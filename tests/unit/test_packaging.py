@@ -17,7 +17,7 @@ def test_every_data_file_of_the_packages_is_declared_package_data() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     declared: dict[str, list[str]] = config.get("package-data", {})
     missing = []
-    for package in ("omen", "store", "tui"):
+    for package in ("omen", "omen_store", "omen_tui"):
         for path in (ROOT / package).rglob("*"):
             if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
                 continue

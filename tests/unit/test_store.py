@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from store import (
+from omen_store import (
     REDACTED,
     SCHEMA_VERSION,
     AuditRecord,
@@ -34,10 +34,10 @@ from store import (
     redact_body,
     retention,
 )
-from store.batch import Batch
-from store.schema import MIGRATIONS, connect_for_writing, migrate
-from store.spill import default_spill_path
-from store.writer import _write
+from omen_store.batch import Batch
+from omen_store.schema import MIGRATIONS, connect_for_writing, migrate
+from omen_store.spill import default_spill_path
+from omen_store.writer import _write
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86_400.0

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from store import BudgetOverrideRow, ContainerSpend
-from tui.model.cache import CacheUse
-from tui.model.periods import PERIODS, Periods
+from omen_store import BudgetOverrideRow, ContainerSpend
+from omen_tui.model.cache import CacheUse
+from omen_tui.model.periods import PERIODS, Periods
 
 SOFT = 0.9  # the daemon warns at 90% of any quota or budget
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store import SpendTotals
+from omen_store import SpendTotals
 
 
 @dataclass(frozen=True, slots=True)

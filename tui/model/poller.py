@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from store import HealthRow, RequestRow, StoreError, StoreMissingError, StoreReader
-from tui.client import AdminClient, AdminError
-from tui.model.budget import build_statuses
-from tui.model.filters import Filter
-from tui.model.periods import PERIODS, Periods, utc_day
-from tui.model.snapshot import (
+from omen_store import HealthRow, RequestRow, StoreError, StoreMissingError, StoreReader
+from omen_tui.client import AdminClient, AdminError
+from omen_tui.model.budget import build_statuses
+from omen_tui.model.filters import Filter
+from omen_tui.model.periods import PERIODS, Periods, utc_day
+from omen_tui.model.snapshot import (
     Alert,
     DaemonState,
     EndpointStatus,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from store import RequestRow
-from tui.model.budget import ContainerStatus
+from omen_store import RequestRow
+from omen_tui.model.budget import ContainerStatus
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from tui.format import money
+from omen_tui.format import money
 
 PERIODS = ("daily", "weekly", "monthly")
 RESET = "reset"

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from tui.model import Filter
+from omen_tui.model import Filter
 
 
 class FilterEditor(ModalScreen[Filter | None]):

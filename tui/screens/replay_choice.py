@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.client import ReplayMode
+from omen_tui.client import ReplayMode
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui.format import count, millis, money, status_text
+from omen_tui.format import count, millis, money, status_text
 
 
 class ReplayResult(Screen[None]):

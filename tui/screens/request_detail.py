@@ -17,9 +17,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from store import RequestRow, StoreReader
-from tui.format import count, millis, money, percent, stamp, status_text
-from tui.messages import ReplayRequested
+from omen_store import RequestRow, StoreReader
+from omen_tui.format import count, millis, money, percent, stamp, status_text
+from omen_tui.messages import ReplayRequested
 
 BODY_LIMIT = 20_000  # characters of the stored body shown
 

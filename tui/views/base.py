@@ -12,7 +12,7 @@ from typing import ClassVar
 from textual.containers import Vertical
 from textual.reactive import var
 
-from tui.model import Filter, Snapshot
+from omen_tui.model import Filter, Snapshot
 
 
 class ConsoleView(Vertical):

@@ -9,13 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
-from tui.format import ago, bar, clock, gib
-from tui.messages import DrainRequested, RefreshRequested
-from tui.model import Snapshot
-from tui.model.snapshot import GpuStatus
-from tui.views.base import ConsoleView
-from tui.widgets.gpu_chart import GpuChart
-from tui.widgets.live_table import Column, LiveTable
+from omen_tui.format import ago, bar, clock, gib
+from omen_tui.messages import DrainRequested, RefreshRequested
+from omen_tui.model import Snapshot
+from omen_tui.model.snapshot import GpuStatus
+from omen_tui.views.base import ConsoleView
+from omen_tui.widgets.gpu_chart import GpuChart
+from omen_tui.widgets.live_table import Column, LiveTable
 
 COLUMNS = (
     Column("endpoint", "endpoint", 16),

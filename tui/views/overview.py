@@ -11,15 +11,15 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
-from tui.format import LEVEL_STYLES, bar, count, money, percent
-from tui.messages import BudgetRequested
-from tui.model import Snapshot
-from tui.model.budget import ContainerStatus
-from tui.model.snapshot import OverviewData
-from tui.views.base import ConsoleView
-from tui.widgets.alerts_list import AlertsList
-from tui.widgets.container_card import ContainerCard
-from tui.widgets.live_table import Column, LiveTable
+from omen_tui.format import LEVEL_STYLES, bar, count, money, percent
+from omen_tui.messages import BudgetRequested
+from omen_tui.model import Snapshot
+from omen_tui.model.budget import ContainerStatus
+from omen_tui.model.snapshot import OverviewData
+from omen_tui.views.base import ConsoleView
+from omen_tui.widgets.alerts_list import AlertsList
+from omen_tui.widgets.container_card import ContainerCard
+from omen_tui.widgets.live_table import Column, LiveTable
 
 # 78 columns with cell padding: 80 less a vertical scrollbar, once containers overflow.
 DAY_BAR = 7

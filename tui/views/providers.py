@@ -9,12 +9,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
-from tui.format import HEALTH_STYLES, ago, millis, percent
-from tui.messages import DrainRequested
-from tui.model import Snapshot
-from tui.model.snapshot import EndpointStatus
-from tui.views.base import ConsoleView
-from tui.widgets.live_table import Column, LiveTable
+from omen_tui.format import HEALTH_STYLES, ago, millis, percent
+from omen_tui.messages import DrainRequested
+from omen_tui.model import Snapshot
+from omen_tui.model.snapshot import EndpointStatus
+from omen_tui.views.base import ConsoleView
+from omen_tui.widgets.live_table import Column, LiveTable
 
 COLUMNS = (
     Column("provider", "provider", 9),

@@ -9,13 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
-from store import RequestRow
-from tui.format import clock, count, millis, money, status_text
-from tui.messages import ReplayRequested, RequestOpened
-from tui.model import Filter, Snapshot
-from tui.model.poller import FEED_SIZE
-from tui.views.base import ConsoleView
-from tui.widgets.live_table import Column, LiveTable, OpenableTable
+from omen_store import RequestRow
+from omen_tui.format import clock, count, millis, money, status_text
+from omen_tui.messages import ReplayRequested, RequestOpened
+from omen_tui.model import Filter, Snapshot
+from omen_tui.model.poller import FEED_SIZE
+from omen_tui.views.base import ConsoleView
+from omen_tui.widgets.live_table import Column, LiveTable, OpenableTable
 
 COLUMNS = (
     Column("time", "time", 8),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.format import money, stamp
-from tui.model.snapshot import Alert
+from omen_tui.format import money, stamp
+from omen_tui.model.snapshot import Alert
 
 SHOWN = 8
 

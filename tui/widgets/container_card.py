@@ -6,9 +6,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.format import LEVEL_STYLES, bar, count, money, percent
-from tui.model.budget import ContainerStatus, Meter
-from tui.model.cache import CacheUse
+from omen_tui.format import LEVEL_STYLES, bar, count, money, percent
+from omen_tui.model.budget import ContainerStatus, Meter
+from omen_tui.model.cache import CacheUse
 
 BAR = 12
 

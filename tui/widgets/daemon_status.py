@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.format import clock
-from tui.model import DaemonState, Filter
+from omen_tui.format import clock
+from omen_tui.model import DaemonState, Filter
 
 
 class DaemonStatus(Static):

@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import Static
 
-from tui.model.snapshot import GpuPoint
+from omen_tui.model.snapshot import GpuPoint
 
 UTIL_COLOUR = "green"
 VRAM_COLOUR = "cyan"
