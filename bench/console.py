@@ -20,6 +20,7 @@ from pathlib import Path
 
 import omen_tui.app
 from omen.demo.seed import seed_store
+from omen_store.schema import connect_for_writing
 from omen_tui.app import OmenConsole
 from omen_tui.model import VIEWS
 
@@ -29,6 +30,8 @@ CACHE = Path(__file__).resolve().parent.parent / ".bench-cache"
 def store(rows: int, containers: int) -> Path:
     path = CACHE / f"console-{rows}-{containers}.db"
     if path.exists():
+        # A store cached by an older Omen is migrated, as `omen serve` would do on start.
+        connect_for_writing(path).close()
         return path
     CACHE.mkdir(exist_ok=True)
     started = time.perf_counter()

@@ -78,6 +78,7 @@ def build_app(loaded: LoadedConfig) -> ASGIApp:
     routes = [Route(path, handler, methods=["POST"]) for path, handler in proxied.items()]
     routes += [
         Route("/v1/models", guarded(api.models), methods=["GET"]),
+        Route("/v1/feedback", guarded(api.feedback), methods=["POST"]),
         Route("/health", guarded(api.health), methods=["GET"]),
         Route("/ready", guarded(api.ready), methods=["GET"]),
         Route("/providers", guarded(api.providers), methods=["GET"]),

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
 import importlib.metadata
+import logging
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NoReturn, Protocol
 
+from omen import whatif as whatif_command
 from omen.config import (
     ConfigError,
     LoadedConfig,
@@ -17,6 +23,7 @@ from omen.config import (
     load_config,
     parse_duration,
 )
+from omen.config.model import split_bind
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
@@ -40,10 +47,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     loaded = _load(args)
     server = loaded.config.server
     if args.bind:
-        host, _, port = args.bind.rpartition(":")
-        if not host or not port.isdigit():
-            print(f"--bind: expected HOST:PORT, got {args.bind!r}", file=sys.stderr)
-            return 2
         server.bind = args.bind
     setup_logging(args.level or server.log_level, server.log_format)
     for warning in loaded.warnings:
@@ -55,11 +58,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    # The port is taken before the app starts: a busy port is one line, not "omen ready"
+    # followed by uvicorn's bind error and a shutdown.
+    sockets = _listen(server.host, server.port, server.bind)
+    if isinstance(sockets, str):
+        print(f"omen serve: {sockets}", file=sys.stderr)
+        return 1
     # The store is opened (and migrated) here, so that an unusable one is one line, not a
     # traceback from the server's startup.
     try:
         check_store(server.database)
     except StoreUnusableError as exc:
+        for sock in sockets:
+            sock.close()
         print(f"omen serve: {exc}", file=sys.stderr)
         return 1
     try:
@@ -68,28 +79,83 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop = "uvloop"
     except ImportError:  # pragma: no cover - platforms without uvloop
         loop = "asyncio"
-    uvicorn.run(
-        build_app(loaded),
-        host=server.host.strip("[]"),
-        port=server.port,
-        http=HeaderDeadlineProtocol,
-        loop=loop,
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=15,
-        server_header=False,
+
+    class Daemon(uvicorn.Server):
+        """uvicorn on the sockets bound above; it says where it listens, as uvicorn.run does."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            logging.getLogger("uvicorn.error").info(
+                "Uvicorn running on http://%s (Press CTRL+C to quit)", server.bind
+            )
+
+    daemon = Daemon(
+        uvicorn.Config(
+            build_app(loaded),
+            host=server.host.strip("[]"),
+            port=server.port,
+            http=HeaderDeadlineProtocol,
+            loop=loop,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=15,
+            server_header=False,
+        )
     )
-    return 0
+    daemon.run(sockets=sockets)
+    return 0 if daemon.started else 3  # 3: the app failed to start, as uvicorn.run says
+
+
+def _listen(host: str, port: int, bind: str) -> list[socket.socket] | str:
+    """Listening sockets on every address of host (as asyncio would bind), or why not."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror:
+        return f"cannot listen on {bind}: no address found for {host!r}"
+    sockets: list[socket.socket] = []
+    seen: set[object] = set()
+    for family, kind, proto, _, address in infos:
+        if address in seen:
+            continue
+        seen.add(address)
+        sock = socket.socket(family, kind, proto)
+        sockets.append(sock)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+        except OSError as exc:
+            for opened in sockets:
+                opened.close()
+            return _bind_failure(exc, bind, host)
+    return sockets
+
+
+def _bind_failure(exc: OSError, bind: str, host: str) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {bind} is already in use (another omen serve, or set server.bind / --bind)"
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on {bind} (ports below 1024 need privileges)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {bind}: {host} is not an address of this machine"
+    return f"cannot listen on {bind}: {(exc.strerror or str(exc)).lower()}"
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         path = find_config_path(args.config)
-    except ConfigError as exc:
+    except ConfigError as exc:  # no such file: nothing was checked, so not a report line
         for problem in exc.problems:
-            print(problem)
+            print(f"omen config check: {problem}", file=sys.stderr)
         return 1
     problems, loaded = check_config(path)
+    if loaded is None and [p.path for p in problems] == [str(path)]:
+        # The file itself could not be read or parsed (TOML syntax): there is no report.
+        print(f"omen config check: {problems[0]}", file=sys.stderr)
+        return 1
     errors = [p for p in problems if p.severity == "error"]
     for problem in problems:
         prefix = "" if problem.severity == "error" else "warning: "
@@ -100,10 +166,27 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     assert loaded is not None
     config = loaded.config
     print(
-        f"{where}: OK — {len(config.providers)} provider(s), {len(config.containers)} "
-        f"container(s), database {config.server.database}"
+        f"{where}: OK — {_tally('provider', config.providers)}; "
+        f"{_tally('container', config.containers)}; database {config.server.database}"
     )
     return 0
+
+
+class _Switchable(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+
+
+def _tally(kind: str, tables: Mapping[str, _Switchable]) -> str:
+    """`3 providers enabled, 1 disabled (ollama)`: a disabled table is not counted as in use."""
+    if not tables:
+        return f"no {kind}s"
+    disabled = sorted(name for name, table in tables.items() if not table.enabled)
+    enabled = len(tables) - len(disabled)
+    text = f"{enabled} {kind}{'' if enabled == 1 else 's'} enabled"
+    if disabled:
+        text += f", {len(disabled)} disabled ({', '.join(disabled)})"
+    return text
 
 
 def daemon_url(loaded: LoadedConfig, explicit: str | None) -> str:
@@ -122,39 +205,30 @@ def admin_key(loaded: LoadedConfig) -> str | None:
     return os.environ.get("OMEN_ADMIN_KEY") or None
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+class _Refused(Exception):
+    """The daemon could not be asked, or refused: one line for stderr."""
+
+
+def _admin_call(
+    method: str, url: str, path: str, key: str | None, body: object = None
+) -> dict[str, Any]:
+    """One JSON call to the daemon; anything but a 200 from Omen raises _Refused in words."""
     import httpx
 
-    loaded = _load(args)
-    url = daemon_url(loaded, args.url)
-    key = admin_key(loaded)
-    body: dict[str, object] = {"mode": "reroute" if args.reroute else "same"}
-    if args.provider:
-        body["provider"] = args.provider
-    if args.model:
-        body["model"] = args.model
     headers = {"authorization": f"Bearer {key}"} if key else {}
     try:
-        response = httpx.post(
-            f"{url}/admin/requests/{args.request_id}/replay",
-            json=body,
-            headers=headers,
-            timeout=120,
-        )
+        response = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=120)
     except httpx.HTTPError as exc:
-        print(f"cannot reach the daemon at {url}: {exc}", file=sys.stderr)
-        return 1
+        raise _Refused(f"cannot reach the daemon at {url}: {exc}") from None
     try:
         data = response.json()
     except ValueError:
         data = None
-    if not isinstance(data, dict) or (response.status_code == 200 and "replay" not in data):
-        print(
+    if not isinstance(data, dict):
+        raise _Refused(
             f"{url} did not answer like Omen's admin API (HTTP {response.status_code}); "
-            "is --url right?",
-            file=sys.stderr,
+            "is --url right?"
         )
-        return 1
     if response.status_code != 200:
         error = data.get("error")
         message = (error.get("message") if isinstance(error, dict) else None) or (
@@ -163,7 +237,54 @@ def cmd_replay(args: argparse.Namespace) -> int:
         hint = ""
         if response.status_code == 401 and not key:
             hint = " (set OMEN_ADMIN_KEY to an admin-scope key)"
-        print(f"replay refused ({response.status_code}): {message}{hint}", file=sys.stderr)
+        raise _Refused(f"replay refused ({response.status_code}): {message}{hint}")
+    return data
+
+
+def _provider_serving(url: str, key: str | None, model: str) -> str:
+    """A provider of the daemon that serves model, from its /v1/models (the admin replay API
+    keeps the original provider when given a model alone, which may not serve it)."""
+    listed = _admin_call("GET", url, "/v1/models", key).get("data")
+    if not isinstance(listed, list):
+        raise _Refused(f"{url} did not answer like Omen's /v1/models; is --url right?")
+    owners = {
+        str(entry.get("id")): str(entry.get("owned_by"))
+        for entry in listed
+        if isinstance(entry, dict) and entry.get("owned_by") != "omen"  # `auto` is no model
+    }
+    owner = owners.get(model) or owners.get(model.removesuffix(":latest"))
+    if owner is not None:
+        return owner
+    if model == "auto":
+        raise _Refused("--model auto: use --reroute to let the router choose again")
+    close = difflib.get_close_matches(model, list(owners), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else " (see GET /v1/models)"
+    raise _Refused(f"no provider of the daemon at {url} serves model {model!r}{hint}")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if args.reroute and (args.provider or args.model):
+        print(
+            "omen replay: --reroute routes the request again; give it without --provider/--model",
+            file=sys.stderr,
+        )
+        return 2
+    loaded = _load(args)
+    url = daemon_url(loaded, args.url)
+    key = admin_key(loaded)
+    body: dict[str, object] = {"mode": "reroute" if args.reroute else "same"}
+    try:
+        if args.model:
+            body["model"] = args.model
+            body["provider"] = args.provider or _provider_serving(url, key, args.model)
+        elif args.provider:
+            body["provider"] = args.provider
+        data = _admin_call("POST", url, f"/admin/requests/{args.request_id}/replay", key, body)
+    except _Refused as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if "replay" not in data or "original" not in data:
+        print(f"{url} did not answer like Omen's admin API; is --url right?", file=sys.stderr)
         return 1
     old, new = data["original"], data["replay"]
     rows = [
@@ -194,6 +315,11 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from omen_tui.app import run
 
     loaded = _load(args)
+    if args.db:
+        trouble = _unusable_store(args.db)
+        if trouble is not None:
+            print(f"omen tui: {trouble}", file=sys.stderr)
+            return 1
     database = Path(args.db) if args.db else loaded.config.server.database
     run(
         database=database,
@@ -204,6 +330,29 @@ def cmd_tui(args: argparse.Namespace) -> int:
         time_zone=loaded.config.server.time_zone,
     )
     return 0
+
+
+def _unusable_store(db: str) -> str | None:
+    """Why an explicit --db can never show anything, or None. A file not there yet is fine
+    (the console waits for `omen serve` to create it); a folder that does not exist is not."""
+    from omen_store import StoreError, StoreMissingError, StoreReader
+
+    if "://" in db:
+        return None
+    path = Path(db).expanduser()
+    if path.is_dir():
+        return f"--db {db} is a directory, not a store file"
+    if not path.exists():
+        if not path.parent.is_dir():
+            return f"no store at {db}, and no folder {path.parent} for one"
+        return None
+    try:
+        StoreReader(path).close()
+    except StoreMissingError:  # an empty file: a daemon is creating it
+        return None
+    except StoreError as exc:
+        return str(exc)
+    return None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -255,6 +404,15 @@ def _count(text: str) -> int:
     return value
 
 
+def _bind(text: str) -> str:
+    """argparse type for --bind: the same HOST:PORT rules as server.bind."""
+    try:
+        split_bind(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("omen")
@@ -262,17 +420,37 @@ def _version() -> str:
         return "unknown"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line that points at --help, not a usage block then the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _command(
+    sub: argparse._SubParsersAction[_Parser], name: str, summary: str, *, config: bool = True
+) -> _Parser:
+    """A subcommand whose one-sentence summary shows in `omen --help` and in its own --help."""
+    parser = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+    if config:
+        parser.add_argument(
+            "--config", metavar="PATH", help="config file (default: $OMEN_CONFIG, then ./omen.toml)"
+        )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omen", description="AI router for containers")
+    parser = _Parser(
+        prog="omen",
+        description="Omen, an AI router for containers: the daemon, its console and tools.",
+    )
     parser.add_argument("--version", action="version", version=f"omen {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", help="config file (default: $OMEN_CONFIG, then ./omen.toml)")
-        return p
-
-    serve = with_config(sub.add_parser("serve", help="run the daemon (foreground)"))
-    serve.add_argument("--bind", help="HOST:PORT to listen on (overrides server.bind)")
+    serve = _command(sub, "serve", "run the daemon in the foreground, logging to stderr")
+    serve.add_argument(
+        "--bind", type=_bind, metavar="HOST:PORT", help="listen here (overrides server.bind)"
+    )
     serve.add_argument(
         "--level",
         type=str.lower,
@@ -281,54 +459,91 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    logs = with_config(sub.add_parser("logs", help="requests and decisions from the store"))
-    logs.add_argument("--container")
-    logs.add_argument("--provider")
+    logs = _command(sub, "logs", "print requests and decisions from the store")
+    logs.add_argument("--container", metavar="NAME", help="only this container's requests")
+    logs.add_argument("--provider", metavar="NAME", help="only requests served by this provider")
     logs.add_argument("--level", choices=["info", "warn", "error"], help="minimum level")
-    logs.add_argument("--since", type=_duration, help="only newer than this: 30s, 5m, 1h, 7d")
+    logs.add_argument(
+        "--since", type=_duration, metavar="DUR", help="only newer than this: 30s, 5m, 1h, 7d"
+    )
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new requests")
     logs.add_argument("--json", action="store_true", help="one JSON object per line")
-    logs.add_argument("--limit", type=_count, default=50, help="at most this many (default 50)")
+    logs.add_argument(
+        "--limit", type=_count, default=50, metavar="N", help="at most this many (default 50)"
+    )
     logs.add_argument("--audit", action="store_true", help="list audit rows instead")
-    logs.add_argument("--db", help="store path (default: server.database of the config)")
+    logs.add_argument(
+        "--db", metavar="PATH", help="store path (default: server.database of the config)"
+    )
     logs.set_defaults(func=cmd_logs)
 
-    replay = with_config(sub.add_parser("replay", help="re-send a stored request, old vs new"))
-    replay.add_argument("request_id")
-    replay.add_argument("--provider", help="send it to this provider")
-    replay.add_argument("--model", help="and/or this model")
+    replay = _command(sub, "replay", "re-send a stored request through the daemon, old vs new")
+    replay.add_argument("request_id", help="the request's id (x-omen-request-id, omen logs)")
+    replay.add_argument("--provider", metavar="NAME", help="send it to this provider")
+    replay.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="and/or this model (alone: a provider that serves it is chosen)",
+    )
     replay.add_argument(
         "--reroute", action="store_true", help="route it again (default: same route)"
     )
     replay.add_argument("--url", help="daemon URL (default: from server.bind)")
     replay.set_defaults(func=cmd_replay)
 
-    tui = with_config(sub.add_parser("tui", help="the operator console"))
-    tui.add_argument("--db", help="store path (default: server.database of the config)")
-    tui.add_argument("--url", help="daemon URL (default: from server.bind)")
+    tui = _command(sub, "tui", "open the operator console in this terminal")
+    tui.add_argument(
+        "--db", metavar="PATH", help="store path (default: server.database of the config)"
+    )
+    tui.add_argument("--url", help="daemon URL for actions (default: from server.bind)")
     tui.add_argument("--readonly", action="store_true", help="hide every action")
     tui.add_argument("--no-mouse", action="store_true", help="keyboard only")
     tui.set_defaults(func=cmd_tui)
 
-    demo = sub.add_parser("demo", help="simulated upstreams, live traffic and the console")
+    demo = _command(
+        sub,
+        "demo",
+        "run the daemon on simulated upstreams with live traffic and the console",
+        config=False,
+    )
     demo.add_argument(
-        "--dir", help="where to keep the demo's config and store (default: a temp dir)"
+        "--dir",
+        metavar="PATH",
+        help="where to keep the demo's config and store (default: a temp dir)",
     )
     demo.add_argument("--rate", type=_positive, default=4.0, help="requests per second (default 4)")
     demo.add_argument("--headless", action="store_true", help="no console: run for --seconds")
     demo.add_argument("--seconds", type=_positive, help="with --headless: how long (default 30)")
     demo.set_defaults(func=cmd_demo)
 
-    config = sub.add_parser("config", help="configuration tools")
-    config_sub = config.add_subparsers(dest="config_command", required=True)
-    check = with_config(config_sub.add_parser("check", help="validate the configuration"))
+    whatif = _command(
+        sub,
+        "whatif",
+        "re-route the stored decisions under another policy or price list: actual vs what-if",
+    )
+    whatif_command.add_arguments(whatif)
+    whatif.set_defaults(func=whatif_command.run)
+
+    config = _command(sub, "config", "configuration tools", config=False)
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    check = _command(
+        config_sub, "check", "validate the configuration and print each problem with its key"
+    )
     check.set_defaults(func=cmd_config_check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        args = build_parser().parse_args(argv)
+        result: int = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not as a traceback at exit
+    except KeyboardInterrupt:  # Ctrl-C while waiting on the daemon: no traceback
+        return 130
+    except BrokenPipeError:
+        # `omen logs | head`: the reader has what it wanted; stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for other tools
     return result
 
 

@@ -21,6 +21,7 @@ from omen.gateway import Gateway
 from omen.limits.base import LimitBackend
 from omen.limits.control import UsageControl
 from omen.limits.memory import MemoryLimits
+from omen.outcomes import OutcomeBook
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import Tracing
 from omen_store import AuditRecord, StoreReader, StoreWriter
@@ -66,8 +67,15 @@ class Daemon:
         self.usage = UsageControl(self.config, limits_backend(self.config), self.writer)
         self.metrics = Metrics(set(self.config.containers), set(self.fleet.provider_configs), set())
         self.tracing = Tracing.from_environment()
+        self.outcomes = OutcomeBook()
         self.gateway = Gateway(
-            self.config, self.fleet, self.writer, self.usage, self.metrics, self.tracing
+            self.config,
+            self.fleet,
+            self.writer,
+            self.usage,
+            self.metrics,
+            self.tracing,
+            self.outcomes,
         )
         self.keys = KeyRing(self.config)
         self.started_at = time.time()
@@ -106,6 +114,7 @@ class Daemon:
                 if row.drained:
                     self.fleet.set_drained(provider, endpoint, True, row.reason)
             self.usage.restore(reader)
+            self.outcomes.load(reader.outcomes())
         finally:
             reader.close()
 
@@ -220,7 +229,9 @@ class Daemon:
         self.metrics.providers = set(fleet.provider_configs)
         self.loaded, self.config = loaded, config
         self.fleet = fleet
-        self.gateway = Gateway(config, fleet, self.writer, self.usage, self.metrics, self.tracing)
+        self.gateway = Gateway(
+            config, fleet, self.writer, self.usage, self.metrics, self.tracing, self.outcomes
+        )
         self.keys = KeyRing(config)
         self._known_models()
         fleet.on_models_changed = self._known_models

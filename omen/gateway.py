@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,7 @@ from omen.errors import ApiError, invalid
 from omen.fleet import EndpointState, Fleet
 from omen.limits.base import BUDGET, SOFT_LIMIT, Ask
 from omen.limits.control import Refused, Unavailable, UsageControl, retry_after_header
+from omen.outcomes import OutcomeBook
 from omen.policy import Policies, provider_info, route_request
 from omen.providers import (
     JSON,
@@ -133,9 +135,12 @@ class Gateway:
         usage: UsageControl,
         metrics: Metrics,
         tracing: Tracing | None = None,
+        outcomes: OutcomeBook | None = None,
     ) -> None:
         self.config = config
         self.fleet = fleet
+        self.outcomes = outcomes or OutcomeBook()
+        self._random = random.Random()
         self.max_attempts = max(1, config.routing.max_attempts)
         self.failover_timeout = config.routing.failover_timeout
         infos = [provider_info(pconf) for pconf in fleet.provider_configs.values()]
@@ -149,6 +154,7 @@ class Gateway:
             self.tracing,
             self.router,
             keep_bodies=config.server.keep_request_bodies > 0,
+            outcomes=self.outcomes,
         )
         self.policies = Policies(config)
         self.sessions = SessionStore(
@@ -205,6 +211,13 @@ class Gateway:
         if pressure >= SOFT_LIMIT and request.model == "auto":
             # Near its budget: the cheapest candidate that can serve it, before refusing.
             request = replace(request, strategy="cost-optimized", quality_threshold=0.0)
+        elif self.config.routing.adaptive and request.model == "auto":
+            request = replace(
+                request,
+                outcomes=self.outcomes.view(ctx.container, request.intent.intent),
+                explore=self.config.routing.explore,
+                draws=(self._random.random(), self._random.random()),
+            )
         ctx.route = request
         try:
             with self.tracing.span("omen.route", container=ctx.container, model=request.model):

@@ -13,8 +13,10 @@ from typing import Any
 import orjson
 
 from omen.config import OmenConfig, ProviderConfig
+from omen.config.model import CACHE_SHARES
 from omen.routing import ModelOverride, ProviderInfo, RouteRequest, Rule, Weights, classify
-from omen.routing.intent import has_images
+from omen.routing.custom import CustomIntents
+from omen.routing.intent import IntentResult, has_images
 
 PRIORITY_STRATEGY = {
     "low-latency": "latency-first",
@@ -31,30 +33,41 @@ class Policy:
     weights: Weights
     rules: dict[str, Rule]
     allowed_providers: tuple[str, ...] | None
+    custom: CustomIntents | None = None  # the operator's own intents (global)
+    difficulty_weight: float = 0.0
 
 
 def provider_info(pconf: ProviderConfig) -> ProviderInfo:
-    overrides = {
-        model: ModelOverride(
+    read_share, write_share = CACHE_SHARES.get(pconf.type, (1.0, 1.0))
+
+    def per_token(per_1k: float | None) -> float | None:
+        return None if per_1k is None else per_1k / 1000
+
+    def cache_price(
+        per_1k: float | None, input_per_token: float | None, share: float
+    ) -> float | None:
+        # A model priced on its own caches at its own price's share, not the provider's.
+        if per_1k is not None:
+            return per_1k / 1000
+        return None if input_per_token is None else input_per_token * share
+
+    overrides = {}
+    for model, info in pconf.model_info.items():
+        input_cost = per_token(info.cost_per_1k_input_tokens)
+        overrides[model] = ModelOverride(
             vision=info.vision,
             tools=info.tools,
             context_window=info.context_window,
             quality=info.quality,
-            input_cost_per_token=None
-            if info.cost_per_1k_input_tokens is None
-            else info.cost_per_1k_input_tokens / 1000,
-            output_cost_per_token=None
-            if info.cost_per_1k_output_tokens is None
-            else info.cost_per_1k_output_tokens / 1000,
-            cache_read_cost_per_token=None
-            if info.cost_per_1k_cache_read_tokens is None
-            else info.cost_per_1k_cache_read_tokens / 1000,
-            cache_write_cost_per_token=None
-            if info.cost_per_1k_cache_write_tokens is None
-            else info.cost_per_1k_cache_write_tokens / 1000,
+            input_cost_per_token=input_cost,
+            output_cost_per_token=per_token(info.cost_per_1k_output_tokens),
+            cache_read_cost_per_token=cache_price(
+                info.cost_per_1k_cache_read_tokens, input_cost, read_share
+            ),
+            cache_write_cost_per_token=cache_price(
+                info.cost_per_1k_cache_write_tokens, input_cost, write_share
+            ),
         )
-        for model, info in pconf.model_info.items()
-    }
     return ProviderInfo(
         name=pconf.name,
         type=pconf.type,
@@ -75,6 +88,13 @@ class Policies:
     def __init__(self, config: OmenConfig) -> None:
         self.config = config
         self._cache: dict[str, Policy] = {}
+        custom = CustomIntents(
+            {
+                name: (intent.examples, intent.keywords)
+                for name, intent in config.routing.intents.items()
+            }
+        )
+        self.custom = custom if custom else None
 
     def for_container(self, name: str) -> Policy:
         policy = self._cache.get(name)
@@ -97,6 +117,8 @@ class Policies:
                 Weights(routing.cost_weight, routing.latency_weight, routing.quality_weight),
                 rules,
                 None,
+                self.custom,
+                routing.difficulty_weight,
             )
         for intent, rule in container.routing.intents.items():
             rules[intent] = Rule(rule.provider, rule.model, "container", rule.strict)
@@ -115,6 +137,8 @@ class Policies:
             ),
             rules,
             tuple(container.allowed_providers) if container.allowed_providers is not None else None,
+            self.custom,
+            routing.difficulty_weight,
         )
 
 
@@ -143,6 +167,33 @@ def estimate_tool_tokens(tools: Any) -> int:
     return len(orjson.dumps(tools)) // 4
 
 
+def last_user_text(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "\n".join(
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+            return ""
+    return ""
+
+
+def intent_of(policy: Policy, body: dict[str, Any]) -> IntentResult:
+    """The classifier's intent, unless the operator's own intents claim the prompt (the
+    client's `metadata.intent` and the request's structure still come first)."""
+    intent = classify(body)
+    if policy.custom is not None and intent.source not in ("metadata", "structure"):
+        custom = policy.custom.match(last_user_text(body.get("messages") or []))
+        if custom is not None:
+            return custom
+    return intent
+
+
 def route_request(
     policy: Policy, body: dict[str, Any], container: str, default_max_tokens: int
 ) -> RouteRequest:
@@ -152,10 +203,11 @@ def route_request(
     prefer_local = metadata.get("prefer_local")
     messages = body.get("messages") or []
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens
+    intent = intent_of(policy, body)
     return RouteRequest(
         model=body["model"],
         container=container,
-        intent=classify(body),
+        intent=intent,
         allowed_providers=policy.allowed_providers,
         prefer_local=prefer_local if isinstance(prefer_local, bool) else policy.prefer_local,
         strategy=strategy,
@@ -168,4 +220,6 @@ def route_request(
         + estimate_tool_tokens(body.get("tools")),
         max_output_tokens=int(max_tokens),
         stream=bool(body.get("stream")),
+        difficulty=None if intent.difficulty_label == "unknown" else intent.difficulty,
+        difficulty_weight=policy.difficulty_weight,
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from omen.calls import Attempt, CallContext
 from omen.errors import ApiError
+from omen.outcomes import OutcomeBook
 from omen.providers import Usage
 from omen.routing import Candidate, RouteDecision, Router
 from omen.telemetry.metrics import Metrics
@@ -30,12 +31,14 @@ class Recorder:
         router: Router,
         *,
         keep_bodies: bool,
+        outcomes: OutcomeBook | None = None,
     ) -> None:
         self.writer = writer
         self.metrics = metrics
         self.tracing = tracing
         self.router = router
         self.keep_bodies = keep_bodies
+        self.outcomes = outcomes or OutcomeBook()
 
     def price(self, candidate: Candidate, usage: Usage) -> float:
         """Real spend: fresh input, cache reads and writes, and output, each at its price."""
@@ -140,6 +143,9 @@ class Recorder:
         if decision is not None:
             details = dict(decision.details)
             details["attempts"] = [a.as_dict() for a in attempts or []]
+            self.outcomes.observe(
+                ctx.request_id, ctx.container, decision.intent.intent, ctx.kind, details["attempts"]
+            )
         self.writer.record_request(
             RequestRecord(
                 id=ctx.request_id,

@@ -23,6 +23,7 @@ from omen_store.records import (
     AuditRecord,
     BudgetChange,
     DrainChange,
+    FeedbackRecord,
     GpuSample,
     HealthSample,
     RequestRecord,
@@ -88,6 +89,14 @@ UPSERT_DRAIN = """
         actor = excluded.actor, ts = excluded.ts
 """
 
+# A later verdict on the same request replaces the earlier one (the outcome triggers adjust).
+UPSERT_FEEDBACK = """
+    INSERT INTO feedback (request_id, ts, score, actor, container, intent, provider, model)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (request_id) DO UPDATE SET
+        ts = excluded.ts, score = excluded.score, actor = excluded.actor
+"""
+
 BUDGET_PERIODS = ("daily", "weekly", "monthly")
 _INT64 = range(-(2**63), 2**63)
 _ROW_BYTES = 1024  # a request row as Python objects, roughly
@@ -123,7 +132,16 @@ def _int64(value: Any, name: str) -> int:
 class Batch:
     """Encoded rows of one transaction, grouped by statement."""
 
-    __slots__ = ("audit", "budgets", "drains", "gpu", "health", "keep_bodies", "requests")
+    __slots__ = (
+        "audit",
+        "budgets",
+        "drains",
+        "feedback",
+        "gpu",
+        "health",
+        "keep_bodies",
+        "requests",
+    )
 
     def __init__(self, *, keep_bodies: bool) -> None:
         self.keep_bodies = keep_bodies
@@ -133,6 +151,7 @@ class Batch:
         self.audit: list[Row] = []
         self.budgets: list[tuple[Row, dict[str, Any]]] = []  # (change row, override)
         self.drains: list[Row] = []
+        self.feedback: list[Row] = []
 
     def __len__(self) -> int:
         """How many records the batch holds."""
@@ -143,6 +162,7 @@ class Batch:
             + len(self.audit)
             + len(self.budgets)
             + len(self.drains)
+            + len(self.feedback)
         )
 
     def weight(self) -> int:
@@ -204,6 +224,22 @@ class Batch:
                     record.ts,
                 )
             )
+        elif isinstance(record, FeedbackRecord):
+            score = _finite(record.score, "score")
+            if not 0 <= score <= 1:
+                raise ValueError(f"feedback score {score} is not within 0..1")
+            self.feedback.append(
+                (
+                    record.request_id,
+                    _finite(record.ts, "ts"),
+                    score,
+                    record.actor,
+                    record.container,
+                    record.intent,
+                    record.provider,
+                    record.model,
+                )
+            )
         else:
             raise TypeError(f"not a store record: {type(record).__name__}")
 
@@ -227,6 +263,8 @@ class Batch:
             conn.executemany(UPSERT_BUDGET_OVERRIDE, [override for _, override in self.budgets])
         if self.drains:
             conn.executemany(UPSERT_DRAIN, self.drains)
+        if self.feedback:
+            conn.executemany(UPSERT_FEEDBACK, self.feedback)
 
     def split(self) -> Iterator[Batch]:
         """One batch per record: after a batch the database refused, keep what it takes."""
@@ -274,7 +312,7 @@ class Batch:
             for row, body in data.get("requests", ())
         ]
         batch.budgets = [(tuple(change), override) for change, override in data.get("budgets", ())]
-        for name in ("health", "gpu", "audit", "drains"):
+        for name in ("health", "gpu", "audit", "drains", "feedback"):
             setattr(batch, name, [tuple(row) for row in data.get(name, ())])
         return str(data["id"]), batch
 
@@ -336,4 +374,4 @@ class Batch:
         self.budgets.append((row, override))
 
 
-_TABLES = ("requests", "health", "gpu", "audit", "budgets", "drains")
+_TABLES = ("requests", "health", "gpu", "audit", "budgets", "drains", "feedback")

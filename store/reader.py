@@ -29,6 +29,7 @@ from omen_store.rows import (
     GpuRow,
     HealthRow,
     MinuteTraffic,
+    OutcomeRow,
     RequestRow,
     SpendDailyRow,
     SpendTotals,
@@ -276,6 +277,40 @@ class StoreReader:
             for row in self._all(sql, params)
         ]
 
+    def spend_by_container_since(self, since_ts: float) -> dict[str, SpendTotals]:
+        """Totals per container since the minute `since_ts` falls in (spend_minutely), for
+        burn rates: a range of the rollup's first key, never the request table."""
+        sql = (
+            f"SELECT container, {_TOTALS} FROM spend_minutely WHERE minute >= ? "
+            "GROUP BY container ORDER BY container"
+        )
+        rows = self._all(sql, [int(since_ts // 60) * 60])
+        return {row[0]: _totals(row[1:]) for row in rows}
+
+    def container_sessions(
+        self, since_ts: float, *, after_rowid: int = 0, until_rowid: int | None = None
+    ) -> set[tuple[str, str]]:
+        """Distinct (container, session) of requests started at or after `since_ts`.
+
+        Without `after_rowid`: the `ts` index range from `since_ts`. With it: only the rowid
+        range after it (rows inserted since a previous read), so a poller that keeps what it
+        has seen reads each row once. `until_rowid` caps the range (take `max_rowid()` first).
+        """
+        filters = ["ts >= ?", "session IS NOT NULL"]
+        params: list[Any] = [since_ts]
+        if until_rowid is not None:
+            filters.append("seq <= ?")
+            params.append(until_rowid)
+        # The ts range: left to itself, SQLite scans the (container, ts) index end to end
+        # for the DISTINCT's order, i.e. the whole table.
+        source = "requests INDEXED BY requests_ts"
+        if after_rowid:
+            source = "requests NOT INDEXED"  # walk the rowid range, not every row since ts
+            filters.append("seq > ?")
+            params.append(after_rowid)
+        sql = f"SELECT DISTINCT container, session FROM {source} WHERE {' AND '.join(filters)}"
+        return {(str(row[0]), str(row[1])) for row in self._all(sql, params)}
+
     def traffic_by_provider(self, since_ts: float) -> dict[str, SpendTotals]:
         """Totals per provider since `since_ts` (minute resolution), for error rates."""
         sql = f"SELECT provider, {_TOTALS} FROM spend_minutely WHERE minute >= ? GROUP BY provider"
@@ -365,6 +400,25 @@ class StoreReader:
         ]
 
     # -- plumbing ------------------------------------------------------------------------
+
+    # -- outcomes (routing.adaptive) -----------------------------------------------------
+
+    def outcomes(self, container: str | None = None) -> list[OutcomeRow]:
+        """What happened after routing decided, per container, intent and model."""
+        where, params = ("WHERE container = ?", (container,)) if container else ("", ())
+        return [
+            OutcomeRow(*row)
+            for row in self._all(
+                "SELECT container, intent, provider, model, requests, errors, escalations, "
+                "latency_ms_sum, feedback_n, feedback_sum, updated FROM outcomes "
+                f"{where} ORDER BY container, intent, requests DESC",
+                params,
+            )
+        ]
+
+    def feedback_for(self, request_id: str) -> float | None:
+        row = self._one("SELECT score FROM feedback WHERE request_id = ?", (request_id,))
+        return None if row is None else float(row[0])
 
     def _all(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -132,3 +132,19 @@ class DrainChange:
     drained: bool
     reason: str | None
     actor: str
+
+
+@dataclass(slots=True)
+class FeedbackRecord:
+    """A client's verdict on one answer (`POST /v1/feedback`), 0 (bad) .. 1 (good), with what
+    the request was routed to, so the outcome statistics can take it without a lookup. A later
+    verdict on the same request replaces the earlier one."""
+
+    ts: float
+    request_id: str
+    score: float
+    actor: str
+    container: str
+    intent: str
+    provider: str
+    model: str

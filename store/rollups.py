@@ -48,9 +48,69 @@ ROLLUP_TRIGGER = f"""
 """
 
 
+# Outcomes (routing.adaptive), from each routed request's attempts (decision.attempts): every
+# attempt counts a request for the model it went to; one answered 429 or 5xx an error, and an
+# escalation when the request moved on to another candidate; a successful one its time. An
+# attempt the client walked away from (499) says nothing about the model. Token counts and
+# embeddings are not outcomes. A decision that is not valid JSON contributes nothing (rather
+# than failing the row's insert).
+_ATTEMPTS = (
+    "json_each(CASE WHEN json_valid(NEW.decision) THEN NEW.decision ELSE '{}' END, '$.attempts')"
+)
+_STATUS = "json_extract(a.value, '$.status')"
+OUTCOME_TRIGGER = f"""
+    CREATE TEMP TRIGGER IF NOT EXISTS requests_outcomes AFTER INSERT ON main.requests
+    WHEN NEW.intent IS NOT NULL AND NEW.decision IS NOT NULL
+         AND NEW.kind NOT IN ('embeddings', 'count_tokens')
+    BEGIN
+        INSERT INTO outcomes (container, intent, provider, model, requests, errors, escalations,
+                              latency_ms_sum, updated)
+        SELECT NEW.container, NEW.intent, json_extract(a.value, '$.provider'),
+               json_extract(a.value, '$.model'), 1, {_STATUS} >= 429,
+               {_STATUS} >= 429 AND a.key < json_array_length(NEW.decision, '$.attempts') - 1,
+               CASE WHEN {_STATUS} < 400 THEN coalesce(json_extract(a.value, '$.ms'), 0)
+                    ELSE 0 END,
+               NEW.ts
+        FROM {_ATTEMPTS} AS a
+        WHERE {_STATUS} <> 499 AND json_extract(a.value, '$.provider') IS NOT NULL
+              AND json_extract(a.value, '$.model') IS NOT NULL
+        ON CONFLICT (container, intent, provider, model) DO UPDATE SET
+            requests = requests + excluded.requests, errors = errors + excluded.errors,
+            escalations = escalations + excluded.escalations,
+            latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,
+            updated = excluded.updated;
+    END
+"""
+FEEDBACK_TRIGGERS = (
+    """
+    CREATE TEMP TRIGGER IF NOT EXISTS feedback_outcomes AFTER INSERT ON main.feedback
+    BEGIN
+        INSERT INTO outcomes (container, intent, provider, model, feedback_n, feedback_sum,
+                              updated)
+        VALUES (NEW.container, NEW.intent, NEW.provider, NEW.model, 1, NEW.score, NEW.ts)
+        ON CONFLICT (container, intent, provider, model) DO UPDATE SET
+            feedback_n = feedback_n + 1, feedback_sum = feedback_sum + excluded.feedback_sum,
+            updated = excluded.updated;
+    END
+    """,
+    """
+    CREATE TEMP TRIGGER IF NOT EXISTS feedback_outcomes_changed AFTER UPDATE ON main.feedback
+    BEGIN
+        UPDATE outcomes SET feedback_sum = feedback_sum + NEW.score - OLD.score,
+                            updated = NEW.ts
+        WHERE container = NEW.container AND intent = NEW.intent AND provider = NEW.provider
+          AND model = NEW.model;
+    END
+    """,
+)
+
+
 def keep_rollups(conn: sqlite3.Connection) -> None:
-    """Make every request row this connection inserts count in the rollups."""
+    """Make every request row this connection inserts count in the rollups and outcomes."""
     conn.execute(ROLLUP_TRIGGER)
+    conn.execute(OUTCOME_TRIGGER)
+    for trigger in FEEDBACK_TRIGGERS:
+        conn.execute(trigger)
 
 
 _day_names: dict[int, str] = {}

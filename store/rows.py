@@ -129,3 +129,20 @@ class AuditRow:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """Outcome statistics of one (container, intent, provider, model)."""
+
+    container: str
+    intent: str
+    provider: str
+    model: str
+    requests: int
+    errors: int
+    escalations: int
+    latency_ms_sum: float
+    feedback_n: int
+    feedback_sum: float
+    updated: float

@@ -265,6 +265,38 @@ MIGRATIONS: list[str] = [
         ts REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: what happened after routing decided, for `routing.adaptive`: per container, intent
+    # and model, requests, errors, escalations (a failed attempt the request moved on from),
+    # latency and client feedback — kept by triggers (store.rollups), so they always equal
+    # the request and feedback tables. Only rows from now on count: no backfill.
+    """
+    CREATE TABLE outcomes (
+        container      TEXT NOT NULL,
+        intent         TEXT NOT NULL,
+        provider       TEXT NOT NULL,
+        model          TEXT NOT NULL,
+        requests       INTEGER NOT NULL DEFAULT 0,
+        errors         INTEGER NOT NULL DEFAULT 0,
+        escalations    INTEGER NOT NULL DEFAULT 0,
+        latency_ms_sum REAL NOT NULL DEFAULT 0,
+        feedback_n     INTEGER NOT NULL DEFAULT 0,
+        feedback_sum   REAL NOT NULL DEFAULT 0,
+        updated        REAL NOT NULL,
+        PRIMARY KEY (container, intent, provider, model)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE feedback (
+        request_id TEXT PRIMARY KEY,
+        ts         REAL NOT NULL,
+        score      REAL NOT NULL,
+        actor      TEXT NOT NULL,
+        container  TEXT NOT NULL,
+        intent     TEXT NOT NULL,
+        provider   TEXT NOT NULL,
+        model      TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX feedback_ts ON feedback (ts);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

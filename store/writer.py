@@ -41,6 +41,7 @@ from omen_store.records import (
     AuditRecord,
     BudgetChange,
     DrainChange,
+    FeedbackRecord,
     GpuSample,
     HealthSample,
     RequestRecord,
@@ -229,6 +230,10 @@ class StoreWriter:
     def record_drain(self, change: DrainChange) -> None:
         """Queue a drain/undrain; it sets the endpoint's persisted drain state."""
         self._enqueue(change)
+
+    def record_feedback(self, record: FeedbackRecord) -> None:
+        """Queue a client's verdict on an answer; the outcome statistics follow by trigger."""
+        self._enqueue(record)
 
     def prune(self, keep_bodies_s: float, keep_samples_s: float) -> None:
         """Queue a retention prune; a keep time of 0 keeps none of those rows."""

@@ -5,6 +5,7 @@ Colours are the 16 ANSI names, so they read the same in 16, 256 and true colour 
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.text import Text
@@ -21,20 +22,27 @@ _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
 def money(value: float | None, *, none: str = "-") -> str:
-    """$12.34; under a cent with four places ($0.0008), and never rounded down to $0: below
-    a hundredth of a cent it is `<$.0001` (seven characters, like `$0.0008`, for narrow columns).
+    """$12.34; under a cent four places ($0.0008); under a hundredth of a cent its first
+    significant digit ($0.00008, $0.000003), so a cheap request never reads as $0. Nine
+    characters at most (for narrow columns): below a millionth of a dollar, `<$.000001`.
     """
     if value is None:
         return none
     if value == 0:
         return "$0"
-    if abs(value) < 0.0001:
-        return "<$.0001" if value > 0 else "-<$.0001"
-    if abs(value) < 0.01:
-        return f"${value:.4f}"
-    if abs(value) < 1000:
-        return f"${value:.2f}"
-    return f"${value:,.0f}"
+    size = abs(value)
+    sign = "-" if value < 0 else ""
+    if size < 0.000001:
+        return f"{sign}<$.000001"
+    if size < 0.0001:
+        places = -math.floor(math.log10(size))  # 0.00008 -> 5: the first significant digit
+        digits = f"{size:.{places}f}".rstrip("0")  # 0.000096 rounds up to 0.00010 -> 0.0001
+        return f"{sign}${digits}"
+    if size < 0.01:
+        return f"{sign}${size:.4f}"
+    if size < 1000:
+        return f"{sign}${size:.2f}"
+    return f"{sign}${size:,.0f}"
 
 
 def count(value: float | None) -> str:
@@ -122,3 +130,18 @@ def styled(value: str, style: str) -> Text:
 def status_text(status: int) -> Text:
     style = "bold red" if status >= 500 else "yellow" if status >= 400 else "green"
     return Text(str(status), style=style)
+
+
+def elide(value: str, width: int) -> str:
+    """Fit `value` into `width` cells by cutting its middle: `ollama/deepseek-coder-v2:16b` →
+    `ollama/deep…der-v2:16b`, so that names differing at the end (gpt-4o, gpt-4o-mini; two
+    boxes on one host) stay apart."""
+    if width <= 0:
+        return ""
+    if len(value) <= width:
+        return value
+    if width == 1:
+        return "…"
+    tail = (width - 1) // 2
+    head = width - 1 - tail
+    return value[:head] + "…" + value[len(value) - tail :]

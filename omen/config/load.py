@@ -94,7 +94,8 @@ def _read_toml(path: Path) -> Table | Problem:
         with path.open("rb") as file:
             return tomllib.load(file)
     except tomllib.TOMLDecodeError as exc:
-        return Problem(str(path), str(exc))
+        reason = str(exc)
+        return Problem(str(path), f"not valid TOML: {reason[:1].lower()}{reason[1:]}")
     except UnicodeDecodeError:
         return Problem(str(path), "not UTF-8 text")
     except OSError as exc:

@@ -156,6 +156,26 @@ class IntentRule(Section):
         return {"provider": data} if isinstance(data, str) else data
 
 
+_INTENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+STRUCTURAL_INTENTS = ("vision", "agent")  # decided by the request's shape, not its words
+
+
+class CustomIntent(Section):
+    """An intent the operator teaches by example (`[routing.intents.refactor]`): a prompt
+    that names one of the keywords, or reads like one of the examples, has this intent."""
+
+    examples: list[str] = []
+    keywords: list[str] = []
+
+    @model_validator(mode="after")
+    def _something_to_learn(self) -> "CustomIntent":
+        self.examples = [e.strip() for e in self.examples if e.strip()]
+        self.keywords = [k.strip().lower() for k in self.keywords if k.strip()]
+        if not self.examples and not self.keywords:
+            raise ValueError("give at least one of examples or keywords")
+        return self
+
+
 class RoutingConfig(Section):
     default_strategy: Strategy = "balanced"
     prefer_local: bool = True
@@ -169,6 +189,25 @@ class RoutingConfig(Section):
     cooldown: Duration = 30.0
     # How long an agent session keeps its model and endpoint after its last request; "0" off.
     session_ttl: Duration = Field(default=7200.0, ge=0)
+    # Custom intents taught by examples/keywords; route them with intent_rules like any other.
+    intents: dict[str, CustomIntent] = {}
+    # How far a prompt's difficulty moves the quality an option must reach (0: off).
+    difficulty_weight: float = Field(default=0.2, ge=0, le=0.5)
+    # Learning from outcomes: reorder options within the quality threshold by what happened
+    # after earlier decisions (errors, latency, escalations, feedback); `explore` is the share
+    # of requests that try another option meeting the threshold.
+    adaptive: bool = False
+    explore: float = Field(default=0.05, ge=0, le=0.5)
+
+    @field_validator("intents")
+    @classmethod
+    def _intent_names(cls, value: dict[str, CustomIntent]) -> dict[str, CustomIntent]:
+        for name in value:
+            if not _INTENT_NAME.match(name):
+                raise ValueError(f"intent name {name!r}: lower-case letters, digits, - and _")
+            if name in STRUCTURAL_INTENTS:
+                raise ValueError(f"intent {name!r} is decided by the request's shape")
+        return value
 
 
 class EndpointConfig(Section):
@@ -517,9 +556,12 @@ def cross_check(
                 error(f"{path}.api_key", f"same key as {key_owner[value]}")
             key_owner.setdefault(value, f"{path}.api_key")
         for index, provider_name in enumerate(container.allowed_providers or []):
+            allowed = config.providers.get(provider_name)
             if provider_name not in providers:
                 message = _undefined("provider", provider_name, providers)
                 error(f"{path}.allowed_providers.{index}", message)
+            elif allowed is not None and not allowed.enabled:
+                warn(f"{path}.allowed_providers.{index}", f"provider {provider_name!r} is disabled")
         for intent, rule in container.routing.intents.items():
             check_rule(f"{path}.routing.intents.{intent}", rule, container.allowed_providers)
         weights = (container.cost_weight, container.latency_weight, container.quality_weight)

@@ -217,7 +217,9 @@ class AdminApi:
         elif mode == "reroute":
             replayed["model"] = original.requested_model
         elif mode == "named":
-            chosen_provider = provider or original.provider
+            # A model alone goes to whichever provider serves it (the router picks); a
+            # provider alone keeps the original model on that provider.
+            chosen_provider = provider or (None if model else original.provider)
             chosen_model = model or original.model or original.requested_model
             replayed["model"] = (
                 f"{chosen_provider}/{chosen_model}" if chosen_provider else chosen_model

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -13,18 +15,20 @@ from starlette.responses import Response
 from omen.auth import ANONYMOUS, Principal, bearer_token
 from omen.calls import Answer, CallContext
 from omen.daemon import Daemon
-from omen.errors import ApiError
+from omen.errors import ApiError, invalid
 from omen.formats.base import InboundFormat
 from omen.formats.registry import CHAT, MESSAGES, RESPONSES
 from omen.gateway import header_safe
 from omen.http.errors import error_response
 from omen.http.sse import EventStreamResponse
 from omen.http.validate import check_chat, check_embeddings, read_json
+from omen.outcomes import Route
 from omen.providers import JSON
 from omen.sessions import session_id
 from omen.streaming import StreamPump
 from omen.telemetry import trace
 from omen.telemetry.trace import continue_trace
+from omen_store import FeedbackRecord, StoreError, StoreReader
 
 log = logging.getLogger("omen.http")
 
@@ -215,6 +219,75 @@ class Api:
         assert isinstance(answer, Answer)
         headers.update(gateway.quota_headers(ctx))
         return self._answer(answer, headers)
+
+    # --- feedback -------------------------------------------------------------------------
+
+    async def feedback(self, request: Request) -> Response:
+        """`POST /v1/feedback {"request_id", "score"}`: a client's verdict (0 bad .. 1 good,
+        or true/false) on an answer it got, for `routing.adaptive`. A later verdict on the
+        same request replaces the earlier one."""
+        principal = self.authenticate(request)
+        body = await read_json(request, 64 * 1024)
+        request_id, score = body.get("request_id"), body.get("score")
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
+            raise invalid("request_id must be the x-omen-request-id of an answer", "request_id")
+        if isinstance(score, bool):
+            score = 1.0 if score else 0.0
+        if not isinstance(score, int | float) or not math.isfinite(score) or not 0 <= score <= 1:
+            raise invalid("score must be a number from 0 (bad) to 1 (good), or a boolean", "score")
+        book = self.daemon.outcomes
+        route, previous = book.route_of(request_id), book.verdict(request_id)
+        if route is None:
+            route, previous = await asyncio.to_thread(self._stored_route, request_id)
+        if route is None:
+            raise ApiError(
+                404,
+                f"no answered request {request_id!r} to give feedback on",
+                param="request_id",
+                code="request_not_found",
+            )
+        if principal.container is not None and principal.container != route.container:
+            raise ApiError(
+                403,
+                f"request {request_id!r} belongs to another container",
+                code="container_mismatch",
+            )
+        book.feedback(request_id, route, float(score), previous)
+        self.daemon.writer.record_feedback(
+            FeedbackRecord(
+                ts=time.time(),
+                request_id=request_id,
+                score=float(score),
+                actor=principal.key_id or principal.scope,
+                container=route.container,
+                intent=route.intent,
+                provider=route.provider,
+                model=route.model,
+            )
+        )
+        return json_response(
+            {
+                "request_id": request_id,
+                "score": float(score),
+                "container": route.container,
+                "intent": route.intent,
+                "provider": route.provider,
+                "model": route.model,
+                "replaced": previous,
+            }
+        )
+
+    def _stored_route(self, request_id: str) -> tuple[Route | None, float | None]:
+        """An older request's route and verdict, from the store (a worker thread)."""
+        try:
+            with StoreReader(self.daemon.config.server.database) as reader:
+                row = reader.get_request(request_id)
+                if row is None or row.status >= 400 or not row.provider or not row.intent:
+                    return None, None
+                route = Route(row.container, row.intent, row.provider, row.model or "")
+                return route, reader.feedback_for(request_id)
+        except StoreError:
+            return None, None
 
     # --- token counts -------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import itertools
 import random
 from collections.abc import Sequence
 
+from omen.routing.adaptive import adapt
 from omen.routing.snapshot import (
     Candidate,
     EndpointView,
@@ -231,7 +232,21 @@ class Router:
             prefer_local=request.prefer_local,
             quality_threshold=request.quality_threshold,
             weights=request.weights,
+            difficulty=request.difficulty if request.model == "auto" else None,
+            difficulty_weight=request.difficulty_weight,
         )
+        learnt = ""
+        if request.outcomes is not None and request.model == "auto":
+            ranked, learnt = adapt(
+                ranked,
+                request.outcomes,
+                quality_threshold=request.quality_threshold,
+                explore=request.explore,
+                draw=request.draws[0],
+                pick=request.draws[1],
+            )
+        if learnt:
+            why = f"{why}; {learnt}"
         rule = request.rules.get(request.intent.intent) if request.model == "auto" else None
         rule_note = ""
         if rule is not None:
@@ -289,9 +304,14 @@ class Router:
                     "name": request.intent.intent,
                     "source": request.intent.source,
                     "signals": list(request.intent.signals),
+                    "difficulty": request.difficulty,
                 },
                 "strategy": strategy,
+                # What the strategy ranked with, so `omen whatif` can re-run it exactly.
+                "prefer_local": request.prefer_local,
+                "quality_threshold": request.quality_threshold,
                 "rule": rule_note or None,
+                "adaptive": learnt or None,
                 "options": [o.as_dict() for o in ordered[:10]],
                 "excluded": excluded[:10],
                 "candidates": [

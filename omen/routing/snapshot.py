@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from omen.routing.adaptive import Outcome
 from omen.routing.capabilities import Capabilities, infer_capabilities
 from omen.routing.intent import IntentResult
 from omen.routing.strategies import Weights
@@ -141,6 +143,15 @@ class RouteRequest:
     est_prompt_tokens: int = 0
     max_output_tokens: int = 256
     stream: bool = False
+    # 0 easy .. 1 hard (the intent model's estimate; None: not known) and how far it moves
+    # the quality an option must reach (routing.difficulty_weight).
+    difficulty: float | None = None
+    difficulty_weight: float = 0.0
+    # routing.adaptive: what happened after earlier decisions of this container and intent,
+    # by (provider, model); the exploring share; two uniform draws in [0, 1) for it.
+    outcomes: Mapping[tuple[str, str], Outcome] | None = None
+    explore: float = 0.0
+    draws: tuple[float, float] = (1.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

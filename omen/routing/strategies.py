@@ -9,6 +9,11 @@
   that meet the quality threshold go first.
 - quality-first (request priority "quality"): best quality, then cheapest.
 Every option keeps its score components, so the decision record shows why it ranked where.
+
+Difficulty (0 easy .. 1 hard, from the intent model) steers cost-optimized and balanced, the
+RouteLLM idea: the quality an option must reach moves with it (`steer`: threshold ±
+difficulty_weight), and balanced weighs quality up and cost down for hard prompts (and the
+reverse for easy ones) — easy work stays on the cheap local box, hard work goes up.
 """
 
 from __future__ import annotations
@@ -52,6 +57,23 @@ class Weights:
     quality: float = 0.3
 
 
+def steer(
+    quality_threshold: float, weights: Weights, difficulty: float | None, strength: float
+) -> tuple[float, Weights, str]:
+    """The threshold and weights for a prompt of this difficulty, and how to say it."""
+    if difficulty is None or strength <= 0:
+        return quality_threshold, weights, ""
+    shift = strength * (2 * difficulty - 1)  # -strength (easiest) .. +strength (hardest)
+    threshold = min(1.0, max(0.0, quality_threshold + shift))
+    steered = Weights(
+        cost=max(0.0, weights.cost * (1 - 2 * shift)),
+        latency=weights.latency,
+        quality=max(0.0, weights.quality * (1 + 2 * shift)),
+    )
+    label = "easy" if difficulty < 0.5 else "hard"
+    return threshold, steered, f"{label} ({difficulty:.2f})"
+
+
 def rank(
     options: list[Option],
     strategy: str,
@@ -59,10 +81,25 @@ def rank(
     prefer_local: bool,
     quality_threshold: float,
     weights: Weights,
+    difficulty: float | None = None,
+    difficulty_weight: float = 0.0,
 ) -> tuple[list[Option], str]:
     """The options best first, and a few words on what decided it."""
     if not options:
         return [], ""
+    if strategy in ("cost-optimized", "balanced"):
+        quality_threshold, weights, steered = steer(
+            quality_threshold, weights, difficulty, difficulty_weight
+        )
+        if steered:
+            ranked, note = rank(
+                options,
+                strategy,
+                prefer_local=prefer_local,
+                quality_threshold=quality_threshold,
+                weights=weights,
+            )
+            return ranked, f"{steered}: {note}"
     if strategy == "cost-optimized":
         good = [o for o in options if o.quality >= quality_threshold]
         note = f"cheapest with quality ≥ {quality_threshold:g}"

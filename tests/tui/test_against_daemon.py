@@ -78,7 +78,7 @@ async def test_drain_from_the_console_stops_routing_to_that_endpoint(
             app.poll_now()
             await settle(pilot)
             row = app.query_one("#endpoints", LiveTable).get_row("ollama/gpu-a")
-            assert str(row[2]) == "drained" and str(row[7]) == "yes"
+            assert str(row[1]) == "drained" and str(row[6]) == "yes"
             # And back: undrain from the console too.
             await press(pilot, "d")
             await press(pilot, "enter")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import ContentSwitcher, Input, Static
@@ -18,7 +19,7 @@ from omen_tui.screens.confirm_drain import ConfirmDrain
 from omen_tui.screens.filter import FilterEditor
 from omen_tui.screens.help import HelpScreen
 from omen_tui.screens.replay_choice import ReplayChoice
-from omen_tui.screens.replay_result import ReplayResult
+from omen_tui.screens.replay_result import ReplayResult, side
 from omen_tui.screens.request_detail import RequestDetail, render_detail
 from omen_tui.widgets.gpu_chart import GpuChart
 from omen_tui.widgets.live_table import LiveTable
@@ -46,6 +47,12 @@ def row_text(app: OmenConsole, table_id: str, key: str) -> list[str]:
         cell.plain if isinstance(cell, Text) else str(cell)
         for cell in table(app, table_id).get_row(key)
     ]
+
+
+def cell(app: OmenConsole, table_id: str, key: str, column: str) -> str:
+    """One cell by its column's key: which columns show depends on the terminal's width."""
+    value = table(app, table_id).get_cell(key, column)
+    return value.plain if isinstance(value, Text) else str(value)
 
 
 def text_of(app: OmenConsole, selector: str) -> str:
@@ -78,10 +85,11 @@ async def test_overview_shows_spend_against_budgets_quotas_burn_and_alerts(
         card = text_of(app, "#container-card")
         assert "today      $1.21 / $5.00" in card and "fcst" in card
         assert "req/hour   31 / 100" in card and "tokens/min" in card
-        assert "burn $0.10/h" in card
+        assert "burn $0.14/h (1h)" in card  # the last hour's spend, not the day's average
         assert "research daily 95% $1.90 of $2.00" in text_of(app, "#alerts")
         totals = text_of(app, "#overview-totals")
-        assert "today $3.82" in totals and "4 containers" in totals
+        # At 80 columns the container count gives way to the all-containers burn rate.
+        assert "today $3.82" in totals and "burn $0.90/h" in totals
         await move_to(pilot, app, "containers", "research")
         assert "research  soft (today 93%)" in text_of(app, "#container-card")
 
@@ -92,7 +100,7 @@ async def test_overview_shows_each_containers_cache_hit_ratio_and_savings(
     app, _ = console()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert [row_text(app, "containers", k)[6] for k in ("app", "research")] == [
+        assert [row_text(app, "containers", k)[5] for k in ("app", "research")] == [
             " 23%",
             " 33%",
         ]
@@ -141,9 +149,9 @@ async def test_routing_lists_decisions_newest_first_with_the_reason(
         await press(pilot, "2")
         ids = keys(app, "decisions")
         assert len(ids) == 138 and ids[0] == "req_0119" and ids[1] == "req_0118"
-        cells = row_text(app, "decisions", "req_0119")
-        assert cells[0] == "12:29:37" and cells[2] in {"app", "batch", "research", "support"}
-        assert cells[8].startswith("intent=")
+        assert cell(app, "decisions", "req_0119", "time") == "12:29:37"
+        assert cell(app, "decisions", "req_0119", "container") in {"app", "batch", "support"}
+        assert cell(app, "decisions", "req_0119", "reason").startswith("intent=")
         line = text_of(app, "#decision-line")
         assert line.startswith("200 req_0119") and "intent=" in line
         await pilot.press("down")
@@ -304,11 +312,13 @@ async def test_providers_show_health_latency_errors_in_flight_and_drain(
             "openai/api.openai.com",
         ]
         gpu1 = row_text(app, "endpoints", "ollama/gpu1")
-        assert gpu1[2] == "healthy" and gpu1[3].endswith(("ms", "s")) and gpu1[6] == "2"
+        # One name column now (provider/name host:port): health is cell 1.
+        assert gpu1[1] == "healthy" and gpu1[2].endswith(("ms", "s")) and gpu1[5] == "2"
         gpu2 = row_text(app, "endpoints", "ollama/gpu2")
-        assert gpu2[2] == "drained" and gpu2[7] == "yes" and gpu2[8] == "connection refused"
+        assert gpu2[1] == "drained" and gpu2[6] == "yes"
         await move_to(pilot, app, "endpoints", "ollama/gpu2")
         card = text_of(app, "#endpoint-card")
+        assert "last error: connection refused" in card  # not a column at 80
         assert "drained: driver update (by key_admin, 15m ago)" in card
 
 
@@ -319,7 +329,7 @@ async def test_gpu_view_shows_models_vram_and_the_last_hour(console: ConsoleFact
         assert keys(app, "gpus") == ["ollama/gpu1", "ollama/gpu2"]
         gpu1 = row_text(app, "gpus", "ollama/gpu1")
         assert "39%" in gpu1[1] and gpu1[2] == "11.3G/24.0G" and gpu1[4] == "2"
-        assert gpu1[5] == "llama3.1:8b, deepseek-coder:6.7b"
+        assert gpu1[5] == "llama3.1:8b +1"  # whole names that fit, and how many more
         chart = text_of(app, "#gpu-chart")
         assert "ollama/gpu1 · last hour" in chart and "-60m" in chart and "now" in chart
         assert "deepseek-coder:6.7b  VRAM 4.8G" in text_of(app, "#gpu-models")
@@ -532,7 +542,7 @@ async def test_with_the_daemon_down_history_shows_and_actions_say_why_not(
         messages = [str(n.message) for n in app._notifications]
         assert any("unreachable at http://omen.test:8080" in m for m in messages)
         await press(pilot, "3")
-        assert row_text(app, "endpoints", "ollama/gpu2")[2] == "drained"
+        assert row_text(app, "endpoints", "ollama/gpu2")[1] == "drained"
         await press(pilot, "d")
         assert not isinstance(app.screen, ConfirmDrain)
         await press(pilot, "2")
@@ -582,3 +592,95 @@ def test_run_passes_no_mouse_through(
     monkeypatch.setattr(OmenConsole, "run", fake_run)
     run(tmp_path / "omen.db", "http://127.0.0.1:8080", None, readonly=True, mouse=mouse)
     assert seen == {"mouse": mouse, "readonly": True, "database": tmp_path / "omen.db"}
+
+
+# -- names, errors and styles in the detail and replay screens ----------------------------
+
+LONG_ERROR = (
+    "The server had an error while processing your request. Sorry about that! You can retry "
+    "your request, or contact us through our help center if the error persists."
+)
+
+
+def test_the_detail_keeps_similar_model_names_apart_and_the_last_error_whole() -> None:
+    options = [
+        {"provider": provider, "model": model, "local": False, "quality": 0.9, "score": 0.3}
+        for provider, model in (
+            ("ollama", "deepseek-coder-v2:16b-lite-instruct-q4_K_M"),
+            ("openai", "gpt-4o"),
+            ("openai", "gpt-4o-mini"),
+        )
+    ]
+    for option in options:
+        option["components"] = {"cost": 0.1, "latency": 0.2, "quality": 0.3}
+    attempts = [
+        {"provider": "openai", "endpoint": "api.openai.com", "model": "gpt-4o-mini",
+         "status": 500, "ms": 80.0, "error": LONG_ERROR},
+    ]  # fmt: skip
+    row = RequestRow(
+        "req_x", NOW, "app", None, "chat", "auto", "gpt-4o-mini", "openai", "api.openai.com",
+        "code", "balanced", False, 500, 90.0, None, prompt_tokens=10, completion_tokens=0,
+        decision={"options": options, "attempts": attempts}, error=LONG_ERROR,
+    )  # fmt: skip
+    for width in (78, 158):
+        lines = render_plain(render_detail("req_x", row, None, []), width).splitlines()
+        names = [line.split()[1] for line in lines if line.strip()[:2] in ("1 ", "2 ", "3 ")]
+        assert "openai/gpt-4o" in names and "openai/gpt-4o-mini" in names, names
+        deepseek = next(name for name in names if name.startswith("ollama/"))
+        assert deepseek.endswith("q4_K_M") and "…" not in names[1:]  # middle-elided at most
+        attempts_part = " ".join(
+            "\n".join(lines[next(i for i, x in enumerate(lines) if x == "attempts") :]).split()
+        )
+        assert LONG_ERROR in attempts_part  # wrapped, never cut
+        assert f"error: {LONG_ERROR}" in " ".join(" ".join(lines).split())
+
+
+def segments_of(renderable: object, width: int = 60) -> list[Segment]:
+    console = Console(width=width, file=io.StringIO())
+    return [s for s in console.render(renderable) if s.text.strip()]  # type: ignore[arg-type]
+
+
+def underlined(segments: list[Segment]) -> str:
+    return "".join(s.text for s in segments if s.style is not None and s.style.underline)
+
+
+def test_replay_panels_and_decision_lines_are_not_underlined_throughout() -> None:
+    original = {
+        "id": "req_1",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "status": 200,
+        "latency_ms": 900,
+        "cost_usd": 0.0062,
+        "reason": "intent=code -> openai",
+    }
+    replay = {**original, "provider": "ollama", "model": "llama3.1:8b", "cost_usd": 0.0}
+    for panel in (side("original", original, None, answer=None),
+                  side("replay", replay, original, answer="4")):  # fmt: skip
+        segments = segments_of(panel)
+        assert underlined(segments).strip() in ("ORIGINAL", "REPLAY")
+        assert not any(s.style and s.style.bold for s in segments if "latency" in s.text)
+    row = RequestRow(
+        "req_y", NOW, "app", None, "chat", "auto", "gpt-4o", "openai", "api.openai.com",
+        "code", "balanced", False, 200, 90.0, None, prompt_tokens=10, completion_tokens=5,
+        decision={"intent": {"name": "code", "source": "classifier"}, "strategy": "balanced"},
+    )  # fmt: skip
+    segments = segments_of(render_detail("req_y", row, None, []))
+    assert underlined(segments) == "decisionrequest body (stored, redacted)"  # the headings
+
+
+def test_replay_shows_an_unknown_cost_as_not_known_never_as_zero() -> None:
+    text = side("replay", {"provider": "openai", "model": "gpt-4o", "status": 200}, None,
+                answer=None).plain  # fmt: skip
+    assert "cost     not known" in text and "$0" not in text
+    cheap = side("replay", {"status": 200, "cost_usd": 0.00008}, None, answer=None).plain
+    assert "cost     $0.00008" in cheap
+
+
+async def test_help_lists_the_vim_and_page_keys(console: ConsoleFactory) -> None:
+    app, _ = console()
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "question_mark")
+        shown = " ".join(render_plain(s.content, 100) for s in app.screen.query(Static))
+        for key in ("j k", "pgup pgdn", "g G", "home end"):
+            assert key in shown, key

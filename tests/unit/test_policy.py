@@ -65,6 +65,8 @@ def test_container_without_settings_inherits_routing() -> None:
             "math": Rule("openai", "gpt-4o", "global"),
         },
         allowed_providers=None,
+        custom=None,  # no [routing.intents]
+        difficulty_weight=0.2,  # routing.difficulty_weight's default
     )
 
 
@@ -155,6 +157,10 @@ def test_provider_info_prices_per_token_and_model_info_overrides() -> None:
     assert mini.output_cost_per_token == pytest.approx(1e-5)  # not overridden: the provider's
     assert (mini.capabilities.vision, mini.capabilities.tools) == (True, False)
     assert mini.capabilities.context_window == 64000
+    # Its cache reads cost half of *its* input price (OpenAI's share), not the provider's.
+    assert info.cache_read_cost_per_token == pytest.approx(1.25e-6)
+    assert mini.cache_read_cost_per_token == pytest.approx(7.5e-8)
+    assert mini.cache_write_cost_per_token == pytest.approx(1.5e-7)
 
 
 def test_ollama_provider_info_is_local_free_and_rated_lower() -> None:

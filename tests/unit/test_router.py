@@ -1078,7 +1078,12 @@ def test_details_record_intent_strategy_options_exclusions_and_candidates() -> N
     )
 
     details = decision.details
-    assert details["intent"] == {"name": "code", "source": "text", "signals": ["code fence"]}
+    assert details["intent"] == {
+        "name": "code",
+        "source": "text",
+        "signals": ["code fence"],
+        "difficulty": None,  # the request carried no estimate
+    }
     assert details["strategy"] == "cost-optimized"
     assert details["rule"] is None
     assert details["excluded"] == [

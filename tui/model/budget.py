@@ -2,7 +2,8 @@
 
 Built from `GET /admin/containers` when the daemon answers (its live counters, in its time
 zone), otherwise from the store's rollups and persisted budget overrides (history only: no
-quota counters, configured budgets unknown).
+quota counters, configured budgets unknown). The burn rate is always the store's last hour
+(spend_minutely), so a forecast reacts to what is being spent now, not the day's average.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class ContainerStatus:
     requests_day: int = 0
     errors_day: int = 0
     tokens_day: int = 0
-    burn_per_hour: float = 0.0
+    burn_per_hour: float = 0.0  # USD per hour over the last hour
+    sessions_today: int | None = None  # distinct agent sessions today; None: not read
     on_exceed: str | None = None
     pressure: float = 0.0
     rate_limit: str | None = None  # e.g. "5/s burst 10"
@@ -98,11 +100,12 @@ class ContainerStatus:
         return max(limited, key=lambda m: m.fraction or 0.0, default=None)
 
 
-def forecast(spent: float, periods: Periods, period: str) -> float:
-    """Spend at the end of the period at the average rate so far (at least one hour of it)."""
-    length = periods.ends[period] - periods.starts[period]
-    fraction = max(periods.elapsed_fraction(period), 3600 / length)
-    return spent / fraction
+def forecast(spent: float, burn_per_hour: float, periods: Periods, period: str) -> float:
+    """Spend at the end of the period if the last hour's burn rate goes on: what is spent
+    plus the burn over the hours left. (The period's average would hide a burst that
+    started a minute ago behind a quiet morning.)"""
+    hours_left = max(0.0, periods.ends[period] - periods.now) / 3600
+    return spent + burn_per_hour * hours_left
 
 
 def build_statuses(
@@ -110,18 +113,36 @@ def build_statuses(
     spend_by_period: dict[str, list[ContainerSpend]],
     overrides: dict[str, BudgetOverrideRow],
     daemon: dict[str, Any] | None,
+    *,
+    burn: dict[str, float] | None = None,
+    sessions: dict[str, int] | None = None,
 ) -> list[ContainerStatus]:
-    """Every container the daemon or the store knows, sorted by name."""
+    """Every container the daemon or the store knows, sorted by name.
+
+    `burn`: USD per hour over the last hour per container; `sessions`: distinct sessions
+    today per container (None: not known, shown as such).
+    """
     from_store: dict[str, dict[str, ContainerSpend]] = {}
     for period, rows in spend_by_period.items():
         for row in rows:
             from_store.setdefault(row.container, {})[period] = row
     live = {c["container"]: c for c in (daemon or {}).get("containers", [])}
     names = sorted(set(from_store) | set(live) | set(overrides))
-    return [
-        _status(name, periods, from_store.get(name, {}), overrides.get(name), live.get(name))
-        for name in names
-    ]
+    burn = burn or {}
+    statuses = []
+    for name in names:
+        status = _status(
+            name,
+            periods,
+            from_store.get(name, {}),
+            overrides.get(name),
+            live.get(name),
+            burn.get(name, 0.0),
+        )
+        if sessions is not None:
+            status.sessions_today = sessions.get(name, 0)
+        statuses.append(status)
+    return statuses
 
 
 def _status(
@@ -130,6 +151,7 @@ def _status(
     stored: dict[str, ContainerSpend],
     override: BudgetOverrideRow | None,
     live: dict[str, Any] | None,
+    burn_per_hour: float,
 ) -> ContainerStatus:
     today = stored.get("daily")
     totals = today.totals if today else None
@@ -148,7 +170,7 @@ def _status(
             spend[p],
             budget_limits[p],
             money=True,
-            forecast=forecast(spend[p], periods, p),
+            forecast=forecast(spend[p], burn_per_hour, periods, p),
             # Without the daemon only overrides are known; a configured budget is not.
             known=live is not None or budget_limits[p] is not None,
         )
@@ -161,7 +183,7 @@ def _status(
         requests_day=totals.requests if totals else 0,
         errors_day=totals.errors if totals else 0,
         tokens_day=(totals.prompt_tokens + totals.completion_tokens) if totals else 0,
-        burn_per_hour=spend["daily"] / max(periods.hours_elapsed("daily"), 1.0),
+        burn_per_hour=burn_per_hour,
         live=live is not None,
         cache={p: CacheUse.of(stored[p].totals) if p in stored else CacheUse() for p in PERIODS},
     )

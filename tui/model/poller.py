@@ -36,6 +36,8 @@ from omen_tui.model.snapshot import (
 FEED_SIZE = 300  # decisions kept in the routing view
 LATENCY_WINDOW_S = 900  # p50/p95 and error rate over the last 15 minutes of requests
 LATENCY_SAMPLE = 500
+PROBE_WINDOW_S = 3600  # else p50/p95 of the health probes over the last hour
+BURN_WINDOW_S = 3600  # burn rate: spend over the last hour (minute rollups)
 GPU_WINDOW_S = 3600
 ALERT_WINDOW_S = 7 * 86400
 
@@ -61,6 +63,8 @@ class Poller:
         self._admin_message = ""
         self._feed_key: tuple[str, str] | None = None
         self._feed_rowid = 0
+        self._last_seen: float | None = None  # when the daemon last answered
+        self._sessions = SessionCounter()
 
     def close(self) -> None:
         if self._reader is not None:
@@ -107,7 +111,7 @@ class Poller:
     # -- the daemon ----------------------------------------------------------------------
 
     def _daemon_state(self) -> DaemonState:
-        state = DaemonState(url=self.client.base_url)
+        state = DaemonState(url=self.client.base_url, last_seen=self._last_seen)
         try:
             self.client.health()
         except AdminError as exc:
@@ -115,6 +119,7 @@ class Poller:
             state.message = exc.message
             return state
         state.reachable = True
+        state.last_seen = self._last_seen = self.clock()
         if self._admin is None:
             self._admin_call(self.client.endpoints)
         state.admin = bool(self._admin)
@@ -156,12 +161,16 @@ class Poller:
         overrides = {}
         rps: list[float] = []
         alerts: list[Alert] = []
+        burn: dict[str, float] = {}
+        sessions: dict[str, int] | None = None
         if reader is not None:
             spend = {p: reader.spend_by_container(utc_day(utc.starts[p])) for p in PERIODS}
             overrides = reader.budget_overrides()
             rps = _per_second(reader.requests_per_minute(now - 3600), now)
             alerts = _alerts(reader, now)
-        statuses = build_statuses(periods, spend, overrides, live)
+            burn = burn_rates(reader, now)
+            sessions = self._sessions.read(reader, periods.starts["daily"])
+        statuses = build_statuses(periods, spend, overrides, live, burn=burn, sessions=sessions)
         statuses = [s for s in statuses if filt.matches_container(s.name)]
         alerts = [a for a in alerts if filt.matches_container(a.container)]
         totals = Totals(
@@ -169,6 +178,7 @@ class Poller:
             requests_day=sum(s.requests_day for s in statuses),
             errors_day=sum(s.errors_day for s in statuses),
             rps_now=rps[-1] if rps else 0.0,
+            burn_per_hour=sum(s.burn_per_hour for s in statuses),
         )
         return OverviewData(statuses, totals, rps, alerts)
 
@@ -210,7 +220,7 @@ class Poller:
         drains = reader.drains() if reader is not None else {}
         by_key: dict[tuple[str, str], EndpointStatus] = {}
         for row in health:
-            by_key[(row.provider, row.endpoint)] = _from_health(row)
+            by_key[(row.provider, row.endpoint)] = _from_health(row, live=daemon.reachable)
         for (provider, endpoint), drain in drains.items():
             status = by_key.setdefault(
                 (provider, endpoint), EndpointStatus(provider, endpoint, "unknown")
@@ -316,15 +326,19 @@ def _alerts(reader: StoreReader, now: float) -> list[Alert]:
     return alerts
 
 
-def _from_health(row: HealthRow) -> EndpointStatus:
+def _from_health(row: HealthRow, *, live: bool) -> EndpointStatus:
+    """An endpoint from its last stored probe. With the daemon down that sample is history:
+    the health is unknown, and the card says what the last probe found and when."""
+    probed = "healthy" if row.healthy else "unhealthy"
     return EndpointStatus(
         row.provider,
         row.endpoint,
-        "healthy" if row.healthy else "unhealthy",
+        probed if live else "unknown",
         probe_ms=row.latency_ms,
         last_error=row.error,
         in_flight=row.in_flight,
         checked_ts=row.ts,
+        probe_health=probed,
     )
 
 
@@ -342,6 +356,7 @@ def _apply_live(status: EndpointStatus, item: dict[str, Any]) -> None:
     status.loaded_models = [str(m) for m in item.get("loaded_models") or [] if m]
     if status.error_rate is None and item.get("requests"):
         status.error_rate = float(item.get("error_rate") or 0.0)
+        status.error_source = "daemon"
 
 
 def _latencies(reader: StoreReader, endpoints: list[EndpointStatus], now: float) -> None:
@@ -357,18 +372,58 @@ def _latencies(reader: StoreReader, endpoints: list[EndpointStatus], now: float)
         if rows:
             status.sample = len(rows)
             status.error_rate = sum(1 for r in rows if r.status >= 500 or r.error) / len(rows)
+            status.error_source = "requests"
         if latencies:
             status.p50_ms, status.p95_ms = percentile(latencies, 50), percentile(latencies, 95)
             status.latency_source = "requests"
             continue
         probes = [
             h.latency_ms
-            for h in reader.health_history(status.provider, status.endpoint, now - 3600, limit=120)
+            for h in reader.health_history(
+                status.provider, status.endpoint, now - PROBE_WINDOW_S, limit=120
+            )
             if h.latency_ms is not None
         ]
         if probes:
             status.p50_ms, status.p95_ms = percentile(probes, 50), percentile(probes, 95)
             status.latency_source = "probes"
+            status.sample = len(probes)
+
+
+def burn_rates(reader: StoreReader, now: float) -> dict[str, float]:
+    """USD per hour per container over the last hour, from the minute rollups (a range of
+    at most 61 minutes × containers × providers rows, whatever the size of the store)."""
+    since = int((now - BURN_WINDOW_S) // 60) * 60
+    hours = max(now - since, 60.0) / 3600
+    return {
+        container: totals.cost_usd / hours
+        for container, totals in reader.spend_by_container_since(since).items()
+    }
+
+
+class SessionCounter:
+    """Distinct agent sessions per container today, read incrementally: the day's `ts` index
+    range once, then only the rows inserted since (a rowid range), so a poll costs what
+    arrived since the last one."""
+
+    def __init__(self) -> None:
+        self._day_start: float | None = None
+        self._rowid = 0
+        self._seen: set[tuple[str, str]] = set()
+
+    def read(self, reader: StoreReader, day_start: float) -> dict[str, int]:
+        if day_start != self._day_start:
+            self._day_start, self._rowid, self._seen = day_start, 0, set()
+        until = reader.max_rowid()
+        if until > self._rowid:
+            self._seen |= reader.container_sessions(
+                day_start, after_rowid=self._rowid, until_rowid=until
+            )
+            self._rowid = until
+        counts: dict[str, int] = {}
+        for container, _ in self._seen:
+            counts[container] = counts.get(container, 0) + 1
+        return counts
 
 
 def percentile(values: list[float], pct: float) -> float:

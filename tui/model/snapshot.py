@@ -17,6 +17,7 @@ class DaemonState:
     reachable: bool = False
     admin: bool = False  # the admin API accepted our key
     message: str = ""  # why not, in words
+    last_seen: float | None = None  # when it last answered /health (None: not this session)
 
     @property
     def actions_ok(self) -> bool:
@@ -29,6 +30,7 @@ class Totals:
     requests_day: int = 0
     errors_day: int = 0
     rps_now: float = 0.0  # requests per second over the last full minute
+    burn_per_hour: float = 0.0  # USD per hour over the last hour, all containers shown
 
 
 @dataclass(slots=True)
@@ -66,7 +68,8 @@ class EndpointStatus:
     p95_ms: float | None = None
     latency_source: str = ""  # "requests" (last 15 min) or "probes" (last hour)
     error_rate: float | None = None
-    sample: int = 0  # requests the latency and error rate are over
+    error_source: str = ""  # "requests" (last 15 min) or "daemon" (its last 20 calls)
+    sample: int = 0  # requests (or probes) the latency is over
     in_flight: int = 0
     drained: bool = False
     drain_reason: str | None = None
@@ -74,6 +77,7 @@ class EndpointStatus:
     drain_ts: float | None = None
     last_error: str | None = None
     checked_ts: float | None = None
+    probe_health: str | None = None  # what the last stored probe found
     loaded_models: list[str] = field(default_factory=list)
 
     @property

@@ -14,11 +14,13 @@ from textual.widgets import Static
 
 KEYS = (
     ("1 2 3 4", "switch view: Overview, Routing, Providers, GPU"),
-    ("↑ ↓ pgup pgdn", "move the selection; ← → scroll wide tables"),
+    ("↑ ↓ j k", "move the selection; it stays on its row as new rows arrive"),
+    ("pgup pgdn", "a page up / down; ← → scroll a table wider than the screen"),
+    ("g G", "first row (then follow new rows) / last row; home end alike"),
     ("enter", "Routing: open the decision (scores, attempts, body)"),
     ("d", "Providers/GPU: drain or undrain the endpoint (asks first)"),
     ("b", "Overview: change the container's daily/weekly/monthly budget"),
-    ("r", "Routing: replay the request (same route, re-route, or a named model)"),
+    ("r", "Routing: replay it (same route, re-route, or another model)"),
     ("/", "filter by text, container, provider (ctrl+u in it clears)"),
     ("p", "pause / resume polling"),
     ("ctrl+p  :", "command palette"),

@@ -1,4 +1,7 @@
-"""ReplayResult: the original request and its replay side by side."""
+"""ReplayResult: the original request and its replay side by side.
+
+Styles go on spans (`append(..., style=)`), never on a Text's base style: a base style
+reaches everything appended after it, which once drew both panels bold and underlined."""
 
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ class ReplayResult(Screen[None]):
         self.prompt = prompt
 
     def compose(self) -> ComposeResult:
-        title = Text("Replay of ", style="bold")
+        title = Text()
+        title.append("Replay of ", style="bold")
         title.append(str(self.original.get("id", "?")))
         title.append(f" → {self.replay.get('request_id', '?')}", style="bold")
         title.append(f"  ({self.mode})", style="dim")
@@ -38,7 +42,7 @@ class ReplayResult(Screen[None]):
                     side("replay", self.replay, self.original, answer=self.replay.get("answer"))
                 )
         if self.prompt:
-            yield Static(Text("prompt: ", style="dim") + Text(self.prompt), classes="detail-line")
+            yield Static(Text.assemble(("prompt: ", "dim"), self.prompt), classes="detail-line")
         yield Footer()
 
     def action_back(self) -> None:
@@ -48,7 +52,8 @@ class ReplayResult(Screen[None]):
 def side(
     title: str, outcome: dict[str, Any], baseline: dict[str, Any] | None, *, answer: Any
 ) -> Text:
-    text = Text(title.upper(), style="bold underline")
+    text = Text()
+    text.append(title.upper(), style="bold underline")
     provider, model = outcome.get("provider"), outcome.get("model")
     route = f"{provider}/{model}" if provider else "(not routed)"
     if outcome.get("endpoint"):
@@ -61,7 +66,7 @@ def side(
     prompt_tokens = _num(outcome.get("prompt_tokens")) or 0
     completion = _num(outcome.get("completion_tokens")) or 0
     text.append(f"\ntokens   {count(int(prompt_tokens))} in / {count(int(completion))} out")
-    text.append(f"\ncost     {money(_num(outcome.get('cost_usd')) or 0.0)}")
+    text.append(f"\ncost     {money(_num(outcome.get('cost_usd')), none='not known')}")
     text.append_text(_delta(outcome, baseline, "cost_usd"))
     if outcome.get("error"):
         text.append(f"\nerror    {outcome['error']}", style="red")

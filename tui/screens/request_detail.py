@@ -1,13 +1,16 @@
 """RequestDetail: one routing decision in full — the route (passed through or translated, any
-fields dropped), session, prompt-cache use, scores, exclusions, attempts, stored body."""
+fields dropped), session, prompt-cache use, scores, exclusions, attempts, stored body.
+
+Names (provider/model, endpoints) get the width they need and are middle-elided past it, so
+gpt-4o and gpt-4o-mini never read alike; free text (errors, notes) wraps and is never cut."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import orjson
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -18,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from omen_store import RequestRow, StoreReader
-from omen_tui.format import count, millis, money, percent, stamp, status_text
+from omen_tui.format import count, elide, millis, money, percent, stamp, status_text
 from omen_tui.messages import ReplayRequested
 
 BODY_LIMIT = 20_000  # characters of the stored body shown
@@ -96,7 +99,7 @@ def render_detail(
     parts: list[RenderableType] = [_summary(row, decision)]
     intent = decision.get("intent") or {}
     if intent or decision.get("strategy"):
-        text = _heading("decision")
+        text = _heading("decision")  # a Text of its own: its style must not reach the lines
         text.append(f"\nintent {intent.get('name', row.intent)} ({intent.get('source', '?')})")
         signals = intent.get("signals") or []
         if signals:
@@ -129,11 +132,16 @@ def render_detail(
 
 
 def _heading(title: str) -> Text:
-    return Text(f"\n{title}", style="bold underline")
+    """A section title; the style is the title's span, not the Text's base style, which
+    would reach every line appended after it (the bold, underlined decision of old)."""
+    text = Text("\n")
+    text.append(title, style="bold underline")
+    return text
 
 
 def _summary(row: RequestRow, decision: dict[str, Any]) -> Text:
-    text = Text(row.id, style="bold")
+    text = Text()
+    text.append(row.id, style="bold")
     text.append(f"  {stamp(row.ts)}  ")
     text.append_text(status_text(row.status))
     text.append(f"  {row.container}", style="bold")
@@ -176,7 +184,8 @@ def _summary(row: RequestRow, decision: dict[str, Any]) -> Text:
 def _cache(row: RequestRow) -> Text:
     """`cache 2.9k read (74% of input) · 0 written · saved $0.0037`."""
     share = row.cached_tokens / row.prompt_tokens if row.prompt_tokens else None
-    text = Text("cache ", style="dim")
+    text = Text()
+    text.append("cache ", style="dim")
     text.append(f"{count(row.cached_tokens)} read", style="bold")
     if share is not None:
         text.append(f" ({percent(share)} of input)")
@@ -193,7 +202,8 @@ def _session(row: RequestRow, decision: dict[str, Any]) -> Text | None:
     session_id = info.get("id") or row.session
     if not session_id:
         return None
-    text = Text("session ", style="dim")
+    text = Text()
+    text.append("session ", style="dim")
     text.append(str(session_id), style="bold")
     if info.get("action"):
         text.append(f" {info['action']}", style="cyan")
@@ -202,14 +212,10 @@ def _session(row: RequestRow, decision: dict[str, Any]) -> Text | None:
     return text
 
 
-def _options(options: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    for name in ("#", "provider/model", "local", "quality", "est cost", "latency", "score"):
-        table.add_column(name)
-    table.add_column("components", overflow="fold")
-    for index, option in enumerate(options, start=1):
-        components = option.get("components") or {}
-        table.add_row(
+def _options(options: list[dict[str, Any]]) -> Listing:
+    columns = ("#", "provider/model", "local", "quality", "est cost", "latency", "score")
+    rows = [
+        (
             str(index),
             f"{option.get('provider')}/{option.get('model')}",
             "yes" if option.get("local") else "no",
@@ -217,26 +223,24 @@ def _options(options: list[dict[str, Any]]) -> Table:
             money(option.get("est_cost")),
             millis(option.get("latency_ms")),
             f"{option.get('score', 0):.4f}",
-            " ".join(f"{k}={v:.3f}" for k, v in components.items()),
+            " ".join(f"{k}={v:.3f}" for k, v in (option.get("components") or {}).items()),
         )
-    return table
+        for index, option in enumerate(options, start=1)
+    ]
+    return Listing((*columns, "components"), rows, wrap={"components"}, aside="components")
 
 
-def _rows(items: list[dict[str, Any]], columns: tuple[str, ...]) -> Table:
-    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    for name in columns:
-        table.add_column(name, overflow="fold")
-    for item in items:
-        table.add_row(*("" if item.get(c) is None else str(item.get(c)) for c in columns))
-    return table
+def _rows(items: list[dict[str, Any]], columns: tuple[str, ...]) -> Listing:
+    rows = [
+        tuple("" if item.get(c) is None else str(item.get(c)) for c in columns) for item in items
+    ]
+    return Listing(columns, rows, wrap={"why", "note", "error"})
 
 
-def _replays(replays: list[RequestRow]) -> Table:
-    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    for name in ("id", "time", "st", "provider/model", "latency", "cost"):
-        table.add_column(name)
-    for row in replays:
-        table.add_row(
+def _replays(replays: list[RequestRow]) -> Listing:
+    columns = ("id", "time", "st", "provider/model", "latency", "cost")
+    rows = [
+        (
             row.id,
             stamp(row.ts)[11:],
             str(row.status),
@@ -244,4 +248,100 @@ def _replays(replays: list[RequestRow]) -> Table:
             millis(row.latency_ms),
             money(row.cost_usd),
         )
-    return table
+        for row in replays
+    ]
+    return Listing(columns, rows, wrap=set())
+
+
+class Listing:
+    """A table fitted when it is drawn, to the width it gets: names keep their whole width
+    while they can and are middle-elided past it (Rich would cut their ends: `openai/gpt-4…`
+    for both gpt-4o and gpt-4o-mini); the `wrap` columns take the rest and wrap. An `aside`
+    column that would squeeze the names goes under the table, keyed by the first column."""
+
+    GAP = 2
+    WRAP_MIN = 16  # a wrapped column narrower than this reads one word a line
+    NAME_MIN = 8
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        wrap: set[str],
+        aside: str | None = None,
+    ) -> None:
+        self.columns = tuple(columns)
+        self.rows = [tuple(row) for row in rows]
+        self.wrap = [name in wrap for name in self.columns]
+        self.aside = aside
+
+    def widths(self, width: int) -> list[int]:
+        natural = [
+            max([len(name), *(len(row[i]) for row in self.rows)])
+            for i, name in enumerate(self.columns)
+        ]
+        widths = list(natural)
+        wrapped = [i for i, wraps in enumerate(self.wrap) if wraps]
+        for i in wrapped:
+            widths[i] = min(natural[i], self.WRAP_MIN)
+        excess = sum(widths) + self.GAP * (len(widths) - 1) - width
+        while excess > 0:  # narrow the widest name, a cell at a time
+            names = [i for i, wraps in enumerate(self.wrap) if not wraps]
+            widest = max(names, key=lambda i: widths[i])
+            if widths[widest] <= self.NAME_MIN:
+                break
+            widths[widest] -= 1
+            excess -= 1
+        spare = -excess
+        for i in wrapped:  # the wrapped columns share what is left, up to what they need
+            extra = min(max(0, spare), natural[i] - widths[i])
+            widths[i] += extra
+            spare -= extra
+        return widths
+
+    def natural(self) -> int:
+        widths = [
+            max([len(n), *(len(r[i]) for r in self.rows)]) for i, n in enumerate(self.columns)
+        ]
+        return sum(widths) + self.GAP * (len(widths) - 1)
+
+    def split(self) -> tuple[Listing, Listing]:
+        """The table without its aside column, and that column keyed by the first."""
+        at = self.columns.index(self.aside or "")
+        keep = [i for i in range(len(self.columns)) if i != at]
+        main = Listing(
+            [self.columns[i] for i in keep],
+            [[row[i] for i in keep] for row in self.rows],
+            wrap={self.columns[i] for i in keep if self.wrap[i]},
+        )
+        side = Listing(
+            (self.columns[0], self.columns[at]),
+            [(row[0], row[at]) for row in self.rows],
+            wrap={self.columns[at]},
+        )
+        return main, side
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.aside is not None and self.natural() > options.max_width:
+            main, side = self.split()
+            yield main
+            yield side
+            return
+        widths = self.widths(options.max_width)
+        table = Table(
+            box=None, padding=(0, self.GAP, 0, 0), pad_edge=False, show_edge=False,
+            header_style="bold", collapse_padding=True,
+        )  # fmt: skip
+        for name, width, wraps in zip(self.columns, widths, self.wrap, strict=True):
+            table.add_column(
+                name, width=width, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis"
+            )
+        for row in self.rows:
+            table.add_row(
+                *(
+                    value if wraps else elide(value, width)
+                    for value, width, wraps in zip(row, widths, self.wrap, strict=True)
+                )
+            )
+        yield table

@@ -1,32 +1,44 @@
-"""3 Providers: every endpoint's health, latency, errors, in-flight and drain; `d` drains."""
+"""3 Providers: every endpoint's health, latency, errors, in-flight and drain; `d` drains.
+
+An endpoint is named `provider/name host:port` (the config's name, and where it points when
+that differs), in a column that takes the room the terminal has: two Ollama boxes on one
+host stay apart at 80 columns. p50/p95 come from the last 15 minutes of requests, else from
+the health probes of the last hour (marked `~`); the summary says which.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.events import Resize
 from textual.widgets import DataTable, Static
 
-from omen_tui.format import HEALTH_STYLES, ago, millis, percent
+from omen_tui.format import HEALTH_STYLES, ago, clock, elide, millis, percent
 from omen_tui.messages import DrainRequested
 from omen_tui.model import Snapshot
+from omen_tui.model.layout import Spec, fit
+from omen_tui.model.poller import LATENCY_WINDOW_S, PROBE_WINDOW_S
 from omen_tui.model.snapshot import EndpointStatus
 from omen_tui.views.base import ConsoleView
 from omen_tui.widgets.live_table import Column, LiveTable
 
 COLUMNS = (
-    Column("provider", "provider", 9),
-    Column("endpoint", "endpoint", 12),
+    Column("endpoint", "endpoint", 24),
     Column("health", "health", 9),
     Column("p50", "p50", 6),
     Column("p95", "p95", 6),
-    Column("errors", "err%", 5),
+    Column("errors", "err%", 4),
     Column("in_flight", "infl", 4),
     Column("drained", "drain", 5),
-    Column("last_error", "last error", 60),
+    Column("last_error", "last error", 40),
 )
+NAME_MIN = 14
+PROBE_MARK = "~"  # a p50/p95 from health probes, not requests
 
 
 class ProvidersView(ConsoleView):
@@ -39,6 +51,8 @@ class ProvidersView(ConsoleView):
         super().__init__(readonly=readonly, id="providers")
         self._endpoints: dict[str, EndpointStatus] = {}
         self._now = 0.0
+        self._live = True
+        self._widths = {column.key: column.width for column in COLUMNS}
 
     def compose(self) -> ComposeResult:
         yield Static(id="providers-summary", classes="summary")
@@ -59,25 +73,45 @@ class ProvidersView(ConsoleView):
         if data is None:
             return
         self._now = snapshot.now
+        self._live = snapshot.daemon.reachable
         self._endpoints = {e.key: e for e in data.endpoints}
-        self.table.sync({e.key: _cells(e) for e in data.endpoints})
-        healthy = sum(1 for e in data.endpoints if e.health == "healthy")
-        summary = Text(f"{healthy}/{len(data.endpoints)} endpoints healthy", style="bold")
-        drained = sum(1 for e in data.endpoints if e.drained)
-        if drained:
-            summary.append(f"  {drained} drained", style="magenta")
-        summary.append("  latency and errors: last 15 min of requests", style="dim")
-        self.query_one("#providers-summary", Static).update(summary)
+        self._fit()
+        self._show_summary()
         self._show_card()
 
+    def on_resize(self, event: Resize) -> None:
+        self._fit()
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        summary = providers_summary(
+            list(self._endpoints.values()), live=self._live, width=self.size.width - 2
+        )
+        self.query_one("#providers-summary", Static).update(summary)
+
+    def _fit(self) -> None:
+        room = self.size.width or self.app.size.width  # the table spans the view
+        endpoints = self._endpoints.values()
+        names = max((len(endpoint_name(e)) for e in endpoints), default=0)
+        errors = max((len(e.last_error or "") for e in endpoints), default=0)
+        specs = [
+            Spec("endpoint", minimum=NAME_MIN, want=names),
+            *(Spec(c.key, c.width) for c in COLUMNS[1:-1]),
+            Spec("last_error", minimum=10, want=max(errors, 10), optional=True, grow=True),
+        ]
+        self._widths = fit(room, specs)
+        self.table.set_columns(fitted(COLUMNS, self._widths))
+        self.table.sync({e.key: _cells(e, self._widths, self._live) for e in endpoints})
+
     def _show_card(self) -> None:
-        self.query_one("#endpoint-card", Static).update(endpoint_card(self.selected, self._now))
+        card = endpoint_card(self.selected, self._now, live=self._live)
+        self.query_one("#endpoint-card", Static).update(card)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_card()
 
     def action_drain(self) -> None:
-        endpoint = self.selected
+        endpoint = self.selected  # the row under the cursor, by its key
         if endpoint is None:
             self.notify("No endpoint selected", severity="warning")
             return
@@ -86,31 +120,115 @@ class ProvidersView(ConsoleView):
         )
 
 
-def _cells(e: EndpointStatus) -> tuple[str | Text, ...]:
-    return (
-        e.provider,
-        e.endpoint,
-        Text(e.health, style=HEALTH_STYLES.get(e.health, "")),
-        millis(e.p50_ms),
-        millis(e.p95_ms),
-        Text(percent(e.error_rate), style="red" if (e.error_rate or 0) >= 0.1 else ""),
-        str(e.in_flight),
-        Text("yes", style="magenta") if e.drained else Text("-", style="dim"),
-        Text(e.last_error or "", style="red"),
-    )
+def fitted(columns: Sequence[Column], widths: Mapping[str, int]) -> list[Column]:
+    """The columns `layout.fit` kept, at the widths it gave them (for `set_columns`)."""
+    return [Column(c.key, c.label, widths[c.key]) for c in columns if c.key in widths]
 
 
-def endpoint_card(e: EndpointStatus | None, now: float) -> Text:
+def pick(cells: Mapping[str, str | Text], widths: Mapping[str, int]) -> tuple[str | Text, ...]:
+    """A row's cells for the columns shown, in their order."""
+    return tuple(cells[key] for key in widths)
+
+
+def host_port(url: str | None) -> str:
+    """`10.0.0.11:11434` of `http://10.0.0.11:11434/v1` ("" when there is no url)."""
+    if not url:
+        return ""
+    try:
+        return urlsplit(url).netloc.rpartition("@")[2]
+    except ValueError:
+        return ""
+
+
+def endpoint_name(e: EndpointStatus) -> str:
+    """`ollama/gpu-a 10.0.0.11:11434`: the name drain uses, and where it points if other."""
+    where = host_port(e.url)
+    return e.key if not where or where == e.endpoint else f"{e.key} {where}"
+
+
+def name_cell(e: EndpointStatus, width: int) -> Text:
+    """The endpoint's name in `width` cells: the name first (middle-elided if it must be),
+    then host:port in what is left, dim."""
+    if len(e.key) >= width:
+        return Text(elide(e.key, width))
+    text = Text(e.key)
+    where = host_port(e.url)
+    room = width - len(e.key) - 1
+    if where and where != e.endpoint and room >= 6:
+        text.append(" " + elide(where, room), style="dim")
+    return text
+
+
+def _latency(value: float | None, source: str) -> str:
+    return millis(value) if source != "probes" or value is None else PROBE_MARK + millis(value)
+
+
+def _cells(e: EndpointStatus, widths: Mapping[str, int], live: bool) -> tuple[str | Text, ...]:
+    cells: dict[str, str | Text] = {
+        "endpoint": name_cell(e, widths["endpoint"]),
+        "health": Text(e.health, style=HEALTH_STYLES.get(e.health, "")),
+        "p50": _latency(e.p50_ms, e.latency_source),
+        "p95": _latency(e.p95_ms, e.latency_source),
+        "errors": Text(percent(e.error_rate), style="red" if (e.error_rate or 0) >= 0.1 else ""),
+        "in_flight": str(e.in_flight) if live else Text("?", style="dim"),
+        "drained": Text("yes", style="magenta") if e.drained else Text("-", style="dim"),
+        "last_error": Text(elide(e.last_error or "", widths.get("last_error", 0)), style="red"),
+    }
+    return pick(cells, widths)
+
+
+def providers_summary(endpoints: list[EndpointStatus], *, live: bool, width: int = 200) -> Text:
+    """How many are healthy (or that nobody knows, with the daemon down), and what the
+    latency and error figures are made of (left out rather than cut, where it does not fit
+    in `width`: the card says it per endpoint)."""
+    if live:
+        healthy = sum(1 for e in endpoints if e.health == "healthy")
+        text = Text(f"{healthy}/{len(endpoints)} healthy", style="bold")
+    else:
+        text = Text("daemon down: health unknown", style="bold yellow")
+        probed = [e.checked_ts for e in endpoints if e.checked_ts is not None]
+        if probed:
+            text.append(f" (last probe {clock(max(probed))})", style="yellow")
+    drained = sum(1 for e in endpoints if e.drained)
+    if drained:
+        text.append(f"  {drained} drained", style="magenta")
+    sources = {e.latency_source for e in endpoints if e.latency_source}
+    minutes, hours = LATENCY_WINDOW_S // 60, PROBE_WINDOW_S // 3600
+    if sources == {"requests"}:
+        note = f"p50/p95 err%: requests, last {minutes} min"
+    elif sources == {"probes"}:
+        note = f"{PROBE_MARK}p50/p95: health probes, last {hours}h (no requests)"
+    elif sources:
+        note = f"p50/p95: requests {minutes} min, {PROBE_MARK} probes {hours}h"
+    else:
+        note = "no latency figures yet"
+    if text.cell_len + 2 + len(note) <= width:
+        text.append(f"  {note}", style="dim")
+    return text
+
+
+def endpoint_card(e: EndpointStatus | None, now: float, *, live: bool = True) -> Text:
     if e is None:
         return Text("no endpoint selected", style="dim")
     text = Text(e.key, style="bold")
-    if e.url:
-        text.append(f"  {e.url}", style="dim")
-    text.append(f"  probe {millis(e.probe_ms)}, checked {ago(e.checked_ts, now)}", style="dim")
-    if e.latency_source:
-        text.append(f"  p50/p95 from {e.latency_source}", style="dim")
-    if e.sample:
-        text.append(f" ({e.sample})", style="dim")
+    where = host_port(e.url)
+    if where and where != e.endpoint:
+        text.append(f" {where}", style="dim")
+    if live:
+        text.append(f"  probe {millis(e.probe_ms)}, checked {ago(e.checked_ts, now)}", style="dim")
+    elif e.probe_health:
+        text.append(
+            f"  last probe {ago(e.checked_ts, now)}: {e.probe_health} (daemon down)",
+            style="yellow",
+        )
+    else:
+        text.append("  never probed (daemon down)", style="yellow")
+    if e.latency_source == "requests":
+        text.append(f"  p50/p95 of {e.sample} requests", style="dim")
+    elif e.latency_source == "probes":
+        text.append(f"  {PROBE_MARK}p50/p95 of {e.sample} probes", style="dim")
+    if e.error_source == "daemon":
+        text.append("  err% of its last 20 calls", style="dim")
     text.append("\n")
     if e.drained:
         text.append("drained", style="magenta")

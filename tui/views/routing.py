@@ -1,33 +1,104 @@
-"""2 Routing: the live decision feed, newest first; Enter opens one, `r` replays it."""
+"""2 Routing: the live decision feed, newest first; Enter opens one, `r` replays it.
+
+The columns are laid out for the terminal's width: the reason — what the console is for —
+takes what the others leave, middle-elided; at 80 columns latency, tokens, session and cache
+step aside (the strip under the table shows them, and the whole reason, for the selected row).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.console import Console
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from omen_store import RequestRow
-from omen_tui.format import clock, count, millis, money, status_text
+from omen_tui.format import clock, count, elide, millis, money, status_text
 from omen_tui.messages import ReplayRequested, RequestOpened
 from omen_tui.model import Filter, Snapshot
 from omen_tui.model.poller import FEED_SIZE
 from omen_tui.views.base import ConsoleView
 from omen_tui.widgets.live_table import Column, LiveTable, OpenableTable
 
-COLUMNS = (
-    Column("time", "time", 8),
-    Column("status", "st", 3),
-    Column("container", "container", 10),
-    Column("intent", "intent", 8),
-    Column("route", "provider/model@endpoint", 26),
-    Column("latency", "lat", 6),
-    Column("tokens", "tok", 6),
-    Column("cost", "cost", 7),
-    Column("reason", "reason", 90),
-)
+REASON_WANTED = 40  # the reason column's width before optional columns step aside
+REASON_MIN = 20  # ... and before the route column is narrowed
+ROUTE_MIN = 14
+CAPS = {"container": 16, "intent": 14, "route": 44}  # longer names are middle-elided
+OPTIONAL = ("cache", "session", "tokens", "latency")  # the order they step aside in
+STRIP_LINES = 3  # lines of error and reason under the facts line (app.tcss: height 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The routing table's columns at one width; `endpoint`: whether routes carry it."""
+
+    columns: tuple[Column, ...]
+    endpoint: bool
+
+    def width(self, key: str) -> int:
+        for column in self.columns:
+            if column.key == key:
+                return column.width - (0 if column.key == "reason" else 1)  # less the gap
+        return 0
+
+
+def layout(width: int, widest: dict[str, int]) -> Layout:
+    """Columns that fill `width` cells exactly (each but the last has a one-cell gap).
+
+    `widest` holds the longest value seen per column (route: with its endpoint, `model`:
+    without), so fixed words such as intent names are never cut.
+    """
+    wanted = {
+        "time": 8,
+        "status": 3,
+        "container": max(9, min(widest.get("container", 0), CAPS["container"])),
+        "intent": max(6, min(widest.get("intent", 0), CAPS["intent"])),
+        "route": max(ROUTE_MIN, min(widest.get("route", 0), CAPS["route"])),
+        "latency": 5,
+        "tokens": 5,
+        "cost": max(4, widest.get("cost", 0)),
+        "session": max(7, min(widest.get("session", 0), 12)),
+        "cache": 9,
+    }
+    # Session and cache columns only once some request had one.
+    shown = [key for key in wanted if key not in ("session", "cache") or widest.get(key)]
+
+    def left() -> int:  # the reason's share
+        return width - sum(wanted[key] + 1 for key in shown)
+
+    for key in OPTIONAL:
+        if left() >= REASON_WANTED:
+            break
+        if key in shown:
+            shown.remove(key)
+    endpoint = left() >= REASON_WANTED
+    if not endpoint:
+        route = max(ROUTE_MIN, min(widest.get("model", 0), CAPS["route"]))
+        wanted["route"] = max(ROUTE_MIN, min(route, wanted["route"] + left() - REASON_MIN))
+    labels = {
+        "time": "time",
+        "status": "st",
+        "container": "container",
+        "intent": "intent",
+        "route": "provider/model@endpoint" if endpoint else "provider/model",
+        "latency": "lat",
+        "tokens": "tok",
+        "cost": "cost",
+        "session": "session",
+        "cache": "cache r/w",
+    }
+    columns = [
+        Column(key, elide(labels[key], wanted[key]), wanted[key] + 1)
+        for key in wanted
+        if key in shown
+    ]
+    columns.append(Column("reason", "reason", max(left(), 6)))
+    return Layout(tuple(columns), endpoint)
 
 
 class RoutingView(ConsoleView):
@@ -40,10 +111,12 @@ class RoutingView(ConsoleView):
         super().__init__(readonly=readonly, id="routing")
         self._rows: dict[str, RequestRow] = {}
         self._cells: dict[str, tuple[str | Text, ...]] = {}
+        self._widest: dict[str, int] = {}
+        self._layout = layout(80, {})
 
     def compose(self) -> ComposeResult:
         yield Static(id="routing-summary", classes="summary")
-        yield OpenableTable(COLUMNS, id="decisions")
+        yield OpenableTable(self._layout.columns, id="decisions", cell_padding=0)
         yield Static(id="decision-line", classes="detail-line")
 
     @property
@@ -65,6 +138,7 @@ class RoutingView(ConsoleView):
             self._rows = {}
         for row in data.rows:
             self._rows[row.id] = row
+            self._measure(row)
         if len(self._rows) > FEED_SIZE or not data.replace:
             newest = sorted(self._rows.values(), key=_order, reverse=True)[:FEED_SIZE]
             self._rows = {row.id: row for row in newest}
@@ -73,19 +147,50 @@ class RoutingView(ConsoleView):
     def set_filter(self, filt: Filter) -> None:
         super().set_filter(filt)
         if self.is_mounted:
+            self.table.following = True  # a new question: its newest answer first
             self._show()
 
+    def on_resize(self, event: events.Resize) -> None:
+        if self._rows:
+            self._show()
+
+    def _measure(self, row: RequestRow) -> None:
+        """Widen the running maxima the layout reads (they never shrink: no column jitter)."""
+        widest = self._widest
+        for key, value in (
+            ("container", row.container),
+            ("intent", row.intent or "-"),
+            ("route", route_of(row)),
+            ("model", route_of(row, endpoint=False)),
+            ("cost", money(row.cost_usd)),
+            ("session", row.session or ""),
+            ("cache", cache_of(row)),
+        ):
+            if len(value) > widest.get(key, 0):
+                widest[key] = len(value)
+
+    def _table_width(self) -> int:
+        width = self.size.width or self.app.size.width
+        return max(40, width - 2)  # the table's left padding and its scrollbar gutter
+
     def _show(self) -> None:
+        table = self.table
+        fitted = layout(self._table_width(), self._widest)
+        if fitted != self._layout:
+            self._layout = fitted
+            self._cells = {}
+            table.set_columns(fitted.columns)
         rows = sorted(
             (row for row in self._rows.values() if _matches(self.filter, row)),
             key=_order,
             reverse=True,
         )
-        # Stored decisions never change: their cells are built once.
-        self._cells = {row.id: self._cells.get(row.id) or _cells(row) for row in rows}
-        self.table.sync(self._cells)
+        # Stored decisions never change: their cells are built once per layout.
+        self._cells = {row.id: self._cells.get(row.id) or _cells(row, fitted) for row in rows}
+        table.sync(self._cells)
         errors = sum(1 for row in rows if row.status >= 400)
-        summary = Text(f"{len(rows)} decisions", style="bold")
+        summary = Text()
+        summary.append(f"{len(rows)} decisions", style="bold")
         if errors:
             summary.append(f"  {errors} failed or refused", style="red")
         if rows:
@@ -95,14 +200,20 @@ class RoutingView(ConsoleView):
         self._show_line()
 
     def _show_line(self) -> None:
-        self.query_one("#decision-line", Static).update(decision_line(self.selected))
+        strip = self.query_one("#decision-line", Static)
+        width = max(20, strip.size.width or self.app.size.width - 2)
+        strip.update(decision_line(self.selected, width, self.app.console))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_line()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Open the row Enter was pressed on, by its key: rows arriving meanwhile re-sort the
+        table, so its index may already name another request."""
         event.stop()
-        self.action_open()
+        key = event.row_key.value
+        if key is not None:
+            self.post_message(RequestOpened(str(key)))
 
     def action_open(self) -> None:
         row = self.selected
@@ -126,48 +237,95 @@ def _matches(filt: Filter, row: RequestRow) -> bool:
         filt.matches_container(row.container)
         and filt.matches_provider(row.provider)
         and filt.matches_text(
-            row.id, row.intent, row.model, row.endpoint, row.reason, row.error, row.status
+            row.id,
+            row.intent,
+            row.model,
+            row.endpoint,
+            row.reason,
+            row.error,
+            row.status,
+            row.session,
         )
     )
 
 
-def route_of(row: RequestRow) -> str:
+def route_of(row: RequestRow, *, endpoint: bool = True) -> str:
     if row.provider is None:
         return f"({row.requested_model})"
     route = f"{row.provider}/{row.model}"
-    return f"{route}@{row.endpoint}" if row.endpoint else route
+    return f"{route}@{row.endpoint}" if row.endpoint and endpoint else route
 
 
-def _cells(row: RequestRow) -> tuple[str | Text, ...]:
-    return (
-        clock(row.ts),
-        status_text(row.status),
-        row.container,
-        row.intent or "-",
-        route_of(row),
-        millis(row.latency_ms),
-        count(row.prompt_tokens + row.completion_tokens),
-        money(row.cost_usd),
-        row.reason or (row.error or ""),
+def cache_of(row: RequestRow) -> str:
+    """`2.9k/0`: prompt tokens read from / written to the provider's cache; '' if neither."""
+    if not row.cached_tokens and not row.cache_write_tokens:
+        return ""
+    return f"{count(row.cached_tokens)}/{count(row.cache_write_tokens)}"
+
+
+def _cells(row: RequestRow, fitted: Layout) -> tuple[str | Text, ...]:
+    values: dict[str, str | Text] = {
+        "time": clock(row.ts),
+        "status": status_text(row.status),
+        "container": row.container,
+        "intent": row.intent or "-",
+        "route": route_of(row, endpoint=fitted.endpoint),
+        "latency": millis(row.latency_ms),
+        "tokens": count(row.prompt_tokens + row.completion_tokens),
+        "cost": money(row.cost_usd),
+        "session": row.session or "",
+        "cache": cache_of(row),
+        "reason": row.reason or (row.error or ""),
+    }
+    return tuple(
+        elide(value, fitted.width(column.key)) if isinstance(value, str) else value
+        for column in fitted.columns
+        for value in (values[column.key],)
     )
 
 
-def decision_line(row: RequestRow | None) -> Text:
-    """The selected decision in two lines, for terminals too narrow for every column."""
+def decision_line(row: RequestRow | None, width: int, console: Console) -> Text:
+    """The selected decision under the table: its facts on one line, then its error and its
+    whole reason on three (middle-elided only past them), at any terminal width."""
     if row is None:
         return Text("no decision selected", style="dim")
+    facts = [
+        Text.assemble(status_text(row.status), (f" {row.id}", "bold")),
+        Text(route_of(row), style="bold"),
+        Text(money(row.cost_usd)),
+        Text(millis(row.latency_ms) + (f" (ttft {millis(row.ttft_ms)})" if row.ttft_ms else "")),
+        Text(f"{count(row.prompt_tokens)} in / {count(row.completion_tokens)} out"),
+    ]
+    if row.session:
+        facts.append(Text.assemble(("session ", "dim"), elide(row.session, 16)))
+    if cache_of(row):
+        facts.append(Text.assemble(("cache ", "dim"), cache_of(row), (" r/w", "dim")))
     text = Text()
-    text.append_text(status_text(row.status))
-    text.append(f" {row.id}", style="bold")
-    ttft = f" (ttft {millis(row.ttft_ms)})" if row.ttft_ms is not None else ""
-    text.append(
-        f"  {millis(row.latency_ms)}{ttft}  {count(row.prompt_tokens)} in /"
-        f" {count(row.completion_tokens)} out  {money(row.cost_usd)}  "
-    )
-    text.append(route_of(row), style="bold")
-    text.append("\n")
+    for fact in facts:
+        gap = 2 if text else 0
+        if text.cell_len + gap + fact.cell_len > width:
+            if len(text) > len(facts[0]):
+                continue  # a later, shorter fact may still fit
+            fact = Text(elide(fact.plain, width - text.cell_len - gap), style=fact.style)
+        text.append("  " if gap else "")
+        text.append_text(fact)
+    return Text("\n").join([text, _error_and_reason(row, width, console)])
+
+
+def _error_and_reason(row: RequestRow, width: int, console: Console) -> Text:
+    body = Text()
     if row.error:
-        text.append(row.error, style="red")
-        text.append("  ")
-    text.append(row.reason, style="dim")
-    return text
+        body.append(row.error, style="red")
+        body.append("  ")
+    body.append(row.reason)
+    lines = body.wrap(console, width)
+    room = width * STRIP_LINES
+    while len(lines) > STRIP_LINES and room > 1:
+        room -= max(1, width // 8)
+        cut = len(body.plain) - room + 1  # characters taken out of the middle
+        head = (len(body.plain) - cut) // 2 + (len(body.plain) - cut) % 2
+        short = body[:head]
+        short.append("…")
+        short.append_text(body[head + cut :])
+        lines = short.wrap(console, width)
+    return Text("\n").join(lines)

@@ -1,5 +1,5 @@
 """ContainerCard: the selected container's budgets and quotas as bars, with forecast and burn,
-and what prompt caching did for it."""
+its agent sessions, and what prompt caching did for it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ class ContainerCard(Static):
         self.update(render_card(status))
 
 
+def gauge(meter: Meter, width: int) -> Text:
+    """The meter's bar; without a limit, why: none configured, or unknown (daemon down)."""
+    if meter.fraction is not None:
+        return bar(meter.fraction, width)
+    words = "no limit" if meter.known else "unknown"
+    return Text(words.ljust(width + 5), style="dim")
+
+
 def render_card(status: ContainerStatus | None) -> Text:
     if status is None:
         return Text("no container selected", style="dim")
@@ -34,10 +42,14 @@ def render_card(status: ContainerStatus | None) -> Text:
         details.append(f"on exceed: {status.on_exceed}")
     if status.rate_limit:
         details.append(f"rate {status.rate_limit}")
-    if not status.live:
-        details.append("from the store (daemon not reachable)")
     if details:
         text.append("  " + " · ".join(details), style="dim")
+    if not status.live:
+        text.append("\n")
+        text.append(
+            "daemon down: limits unknown, quotas not shown; spend from the store",
+            style="yellow",
+        )
     for meter in status.budgets:
         text.append("\n")
         text.append_text(_meter_line(meter))
@@ -45,9 +57,10 @@ def render_card(status: ContainerStatus | None) -> Text:
         text.append("\n")
         text.append_text(_meter_line(meter))
     text.append("\n")
+    sessions = "" if status.sessions_today is None else f", {status.sessions_today} sessions"
     text.append(
-        f"burn {money(status.burn_per_hour)}/h · {count(status.requests_day)} req today"
-        f" ({count(status.errors_day)} err) · {count(status.tokens_day)} tokens",
+        f"burn {money(status.burn_per_hour)}/h (1h) · today: {count(status.requests_day)} req,"
+        f" {count(status.errors_day)} err, {count(status.tokens_day)} tok{sessions}",
         style="dim",
     )
     text.append("\n")
@@ -80,12 +93,12 @@ def cache_line(cache: dict[str, CacheUse]) -> Text:
 def _meter_line(meter: Meter) -> Text:
     used = money(meter.used) if meter.money else count(meter.used)
     if meter.limit is None:
-        limit = "no limit" if meter.known else "?"
+        limit = "no limit" if meter.known else "unknown"
     else:
         limit = money(meter.limit) if meter.money else count(meter.limit)
     line = Text(f"{meter.label:<10} ")
     line.append(f"{used + ' / ' + limit:<18} ")
-    line.append_text(bar(meter.fraction, BAR, known=meter.known))
+    line.append_text(gauge(meter, BAR))
     if meter.forecast is not None:
         style = "bold red" if meter.forecast_over else "dim"
         arrow = " ▲" if meter.forecast_over else ""

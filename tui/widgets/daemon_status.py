@@ -1,38 +1,105 @@
-"""DaemonStatus: the header's right side — daemon reachable or not, paused, filter, clock."""
+"""DaemonStatus: the header's right side — daemon reachable or not, paused, filter, clock.
+
+It fits in what the view tabs leave of the terminal's width: the clock goes first, then the
+words shorten (`● up`, `⏸`), then the filter is elided in the middle; the tabs never move.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
-from omen_tui.format import clock
+from omen_tui.format import clock, elide
 from omen_tui.model import DaemonState, Filter
+from omen_tui.widgets.view_tabs import TITLES, tabs_for
+
+PADDING = 1  # app.tcss: #daemon-status has one cell of right padding
 
 
 class DaemonStatus(Static):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._state: tuple[DaemonState | None, bool, Filter, float | None] = (
+            None,
+            False,
+            Filter(),
+            None,
+        )
+        self._shown: str | None = None
+
     def show(
         self, daemon: DaemonState | None, *, paused: bool, filt: Filter, now: float | None
     ) -> None:
-        self.update(render_status(daemon, paused=paused, filt=filt, now=now))
+        self._state = (daemon, paused, filt, now)
+        self.refit()
+
+    def refit(self) -> None:
+        """Show the fullest status that fits beside the tabs at the terminal's width."""
+        daemon, paused, filt, now = self._state
+        width = self.app.size.width
+        tabs = max(tabs_for(width, view).cell_len for view in TITLES)
+        text = render_status(
+            daemon, paused=paused, filt=filt, now=now, width=max(0, width - tabs - PADDING)
+        )
+        if text.markup != self._shown:
+            self._shown = text.markup
+            self.update(text)
 
 
 def render_status(
-    daemon: DaemonState | None, *, paused: bool, filt: Filter, now: float | None
+    daemon: DaemonState | None,
+    *,
+    paused: bool,
+    filt: Filter,
+    now: float | None,
+    width: int = 200,
+) -> Text:
+    """The status in at most `width` cells (the clock and long words dropped first)."""
+    for short, with_clock in ((False, True), (False, False), (True, True), (True, False)):
+        text = _status(daemon, paused, filt, now if with_clock else None, short, None)
+        if text.cell_len <= width:
+            return text
+    # Still too wide: the filter gives up its middle (the daemon's state never goes).
+    rest = _status(daemon, paused, Filter(), None, True, None).cell_len
+    room = width - rest - 2  # "/" and the space after it
+    text = _status(daemon, paused, filt, None, True, max(room, 1))
+    if text.cell_len > width:
+        text = _status(daemon, paused, Filter(), None, True, None)
+        if filt.active and text.cell_len + 2 <= width:
+            text = Text.assemble(("/ ", "bold yellow"), text)
+    return text
+
+
+def _status(
+    daemon: DaemonState | None,
+    paused: bool,
+    filt: Filter,
+    now: float | None,
+    short: bool,
+    filter_width: int | None,
 ) -> Text:
     text = Text()
     if filt.active:
-        text.append(f"/{filt.describe()} ", style="bold yellow")
+        described = filt.describe()
+        if filter_width is not None:
+            described = elide(described, filter_width)
+        text.append(f"/{described} ", style="bold yellow")
     if paused:
-        text.append("⏸ paused ", style="bold yellow")
+        text.append("⏸ " if short else "⏸ paused ", style="bold yellow")
     if daemon is None:
-        text.append("… connecting", style="dim")
+        text.append("…" if short else "… connecting", style="dim")
     elif not daemon.reachable:
-        text.append("✖ daemon unreachable", style="bold red")
+        if short:
+            text.append("✖ down", style="bold red")
+        else:
+            text.append("✖ daemon unreachable", style="bold red")
+            if daemon.last_seen is not None:
+                text.append(f", seen {clock(daemon.last_seen)}", style="red")
     elif not daemon.admin:
-        text.append("● daemon up", style="green")
-        text.append(" · no admin access", style="yellow")
+        text.append("● up" if short else "● daemon up", style="green")
+        text.append(" · no admin" if short else " · no admin access", style="yellow")
     else:
-        text.append("● daemon up", style="bold green")
+        text.append("● up" if short else "● daemon up", style="bold green")
     if now is not None:
         text.append(f" {clock(now)}", style="dim")
     return text
