@@ -191,6 +191,11 @@ def main() -> None:
     parser.add_argument("--loso-cap", type=int, default=1200)
     args = parser.parse_args()
     assert set(CLASSES) <= set(INTENTS)
+    if not HELDOUT.is_file():
+        raise SystemExit(
+            f"{HELDOUT.relative_to(ROOT)} is not here: it is extracted from public benchmarks, "
+            "not committed; run `python data/intents/build.py` first (data/intents/SOURCES.md)"
+        )
     rows = read_jsonl(HELDOUT)
     heldout(rows)
     difficulty(rows)
