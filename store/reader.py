@@ -301,9 +301,9 @@ class StoreReader:
         if until_rowid is not None:
             filters.append("seq <= ?")
             params.append(until_rowid)
-        # The ts range: left to itself, SQLite scans the (container, ts) index end to end
-        # for the DISTINCT's order, i.e. the whole table.
-        source = "requests INDEXED BY requests_ts"
+        # The ts range of the partial index of session rows (it covers the query): left to
+        # itself, SQLite scans the (container, ts) index end to end for the DISTINCT's order.
+        source = "requests INDEXED BY requests_session_ts"
         if after_rowid:
             source = "requests NOT INDEXED"  # walk the rowid range, not every row since ts
             filters.append("seq > ?")

@@ -297,6 +297,13 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX feedback_ts ON feedback (ts);
     """,
+    # 5: the console counts today's agent sessions per container: a partial index holding only
+    # the rows that have a session, covering the query, so the first count of the day reads
+    # those index entries and no table rows.
+    """
+    CREATE INDEX requests_session_ts ON requests (ts, container, session)
+        WHERE session IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
