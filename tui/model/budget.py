@@ -77,6 +77,8 @@ class ContainerStatus:
     pressure: float = 0.0
     rate_limit: str | None = None  # e.g. "5/s burst 10"
     live: bool = False  # from the daemon (True) or the store's history (False)
+    # Why not live, in the card's words: the daemon is down, or it is up but refused us.
+    offline: str = "daemon down"
     # period -> prompt-cache use, always from the store's rollups (UTC days)
     cache: dict[str, CacheUse] = field(default_factory=dict)
 

@@ -171,6 +171,9 @@ class Poller:
             burn = burn_rates(reader, now)
             sessions = self._sessions.read(reader, periods.starts["daily"])
         statuses = build_statuses(periods, spend, overrides, live, burn=burn, sessions=sessions)
+        if live is None and daemon.reachable:
+            for status in statuses:
+                status.offline = "no admin access"
         statuses = [s for s in statuses if filt.matches_container(s.name)]
         alerts = [a for a in alerts if filt.matches_container(a.container)]
         totals = Totals(

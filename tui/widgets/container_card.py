@@ -47,7 +47,7 @@ def render_card(status: ContainerStatus | None) -> Text:
     if not status.live:
         text.append("\n")
         text.append(
-            "daemon down: limits unknown, quotas not shown; spend from the store",
+            f"{status.offline}: limits unknown, quotas not shown; spend from the store",
             style="yellow",
         )
     for meter in status.budgets:
