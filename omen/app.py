@@ -89,6 +89,7 @@ def build_app(loaded: LoadedConfig) -> ASGIApp:
         Route("/admin/containers", guarded(admin.containers), methods=["GET"]),
         Route("/admin/containers/{name}/budget", guarded(admin.set_budget), methods=["PUT"]),
         Route("/admin/requests/{request_id}/replay", guarded(admin.replay), methods=["POST"]),
+        Route("/admin/whatif", guarded(admin.whatif), methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -596,7 +596,7 @@ def _quality(value: float | None) -> str:
 # --- the command -------------------------------------------------------------------------------
 
 
-def _duration(text: str) -> float:
+def since_duration(text: str) -> float:
     try:
         seconds = parse_duration(text)
     except (ValueError, TypeError) as exc:
@@ -606,7 +606,7 @@ def _duration(text: str) -> float:
     return seconds
 
 
-def _threshold(text: str) -> float:
+def quality_fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -620,7 +620,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `omen whatif` (and --config, unless the parser already has it)."""
     parser.add_argument(
         "--since",
-        type=_duration,
+        type=since_duration,
         metavar="DUR",
         help="only requests newer than this: 30s, 5m, 1h, 7d (default: all stored)",
     )
@@ -638,7 +638,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quality-threshold",
-        type=_threshold,
+        type=quality_fraction,
         metavar="Q",
         help="minimum quality 0..1 for cost-optimized and prefer_local "
         "(default: each container's quality_threshold)",

@@ -1,4 +1,5 @@
-"""AdminActions: what the operator can do to the daemon — drain, budget, replay — as flows.
+"""AdminActions: what the operator can do to the daemon — drain, budget, replay, judge a
+replay — as flows, and the screens that look at routing's learning (learnt, what-if).
 
 Each flow asks first (a dialog), calls the admin API off the UI thread, says what happened,
 and has the console poll at once. `--readonly` hides the keys; without a reachable daemon and
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 
 from omen_tui.client import AdminClient, AdminError
@@ -20,11 +21,18 @@ from omen_tui.messages import BudgetRequested, DrainRequested, ReplayRequested, 
 from omen_tui.model import DaemonState, Poller
 from omen_tui.screens.budget import BudgetEditor
 from omen_tui.screens.confirm_drain import ConfirmDrain
+from omen_tui.screens.learnt import LearntScreen
 from omen_tui.screens.replay_choice import ReplayChoice
-from omen_tui.screens.replay_result import ReplayResult
+from omen_tui.screens.replay_result import ReplayResult, Verdict
 from omen_tui.screens.request_detail import RequestDetail
+from omen_tui.screens.whatif import WhatIfScreen
 
-ACTION_NAMES = {"drain": "drain", "budget": "budget change", "replay": "replay"}
+ACTION_NAMES = {
+    "drain": "drain",
+    "budget": "budget change",
+    "replay": "replay",
+    "feedback": "verdict",
+}
 WHERE = {"drain": "3 Providers or 4 GPU", "budget": "1 Overview", "replay": "2 Routing"}
 
 
@@ -36,6 +44,15 @@ class AdminActions(App[None]):
 
     def poll_now(self) -> None:
         raise NotImplementedError
+
+    def on_key(self, event: events.Key) -> None:
+        """ctrl+p opens the command palette, as the help says: Textual binds it only when no
+        binding opens the palette, and the console's `:` does. Without it, letters typed for
+        the palette reach the view (the Overview's `w` opens what-if). A key handler, not a
+        binding, so the footers stay as they are."""
+        if event.key == "ctrl+p":
+            event.stop()
+            self.action_command_palette()
 
     @property
     def actions_ok(self) -> bool:
@@ -125,7 +142,22 @@ class AdminActions(App[None]):
             return
         prompt = await asyncio.to_thread(self._prompt_of, request_id)
         self.poll_now()
-        await self.push_screen(ReplayResult(result, choice.describe(), prompt))
+        await self.push_screen(ReplayResult(result, choice.describe(), prompt, judge=self._judge))
+
+    @work(group="actions", exit_on_error=False)
+    async def _judge(self, verdict: Verdict) -> None:
+        """Better: the replay scores 1 and the original 0; worse: the reverse. Each goes to
+        the outcome statistics of the model that answered it (a later verdict replaces)."""
+        recorded: list[str] = []
+        for request_id, score in verdict.scores():
+            call = partial(self.client.feedback, request_id, score)
+            if await self._admin(call, "feedback") is None:
+                if recorded:  # the verdict is half in: say which half
+                    self.notify(f"Only feedback {recorded[0]} was recorded", severity="warning")
+                return
+            recorded.append(f"{score:g} for {request_id}")
+        self.notify(verdict.describe(), title="Verdict recorded")
+        self.poll_now()
 
     def _prompt_of(self, request_id: str) -> str | None:
         """The last user message of a stored request, for the replay comparison."""
@@ -143,6 +175,16 @@ class AdminActions(App[None]):
         except AdminError as exc:
             self.notify(exc.message, title=f"{ACTION_NAMES[action]} failed", severity="error")
             return None
+
+    # -- looking at routing's learning --------------------------------------------------------
+
+    def action_learnt(self) -> None:
+        """What routing learnt, from the store (so also with the daemon down)."""
+        self.push_screen(LearntScreen(self.poller.store))
+
+    def action_whatif(self) -> None:
+        """The stored decisions re-routed by the daemon; the screen says why if it cannot."""
+        self.push_screen(WhatIfScreen(self.client))
 
     @on(RequestOpened)
     def _open_request(self, message: RequestOpened) -> None:

@@ -16,6 +16,7 @@ ReplayMode = Literal["same", "reroute", "named"]
 
 _HEALTH_TIMEOUT = 1.5
 _REPLAY_TIMEOUT = 120.0  # a replay waits for a real upstream answer
+_WHATIF_TIMEOUT = 60.0  # a week of decisions is a scan of up to a million rows
 
 
 class AdminError(Exception):
@@ -69,6 +70,25 @@ class AdminClient:
         """{"limits": {...}, "containers": [{container, limits, usage, spend, ...}]}."""
         return self._call("GET", "/admin/containers")
 
+    def whatif(
+        self,
+        *,
+        since: str = "24h",
+        strategy: str | None = None,
+        prefer_local: bool | None = None,
+        container: str | None = None,
+    ) -> dict[str, Any]:
+        """GET /admin/whatif: `omen whatif --json` on the daemon's store and config (None
+        keeps what each decision or its container had)."""
+        params: dict[str, str] = {"since": since}
+        if strategy is not None:
+            params["strategy"] = strategy
+        if prefer_local is not None:
+            params["prefer_local"] = "true" if prefer_local else "false"
+        if container is not None:
+            params["container"] = container
+        return self._call("GET", "/admin/whatif", params=params, timeout=_WHATIF_TIMEOUT)
+
     # -- actions ---------------------------------------------------------------------------
 
     def drain(self, provider: str, endpoint: str, reason: str | None = None) -> dict[str, Any]:
@@ -105,16 +125,28 @@ class AdminClient:
             "POST", f"/admin/requests/{request_id}/replay", json=body, timeout=_REPLAY_TIMEOUT
         )
 
+    def feedback(self, request_id: str, score: float) -> dict[str, Any]:
+        """POST /v1/feedback with the admin key, which may judge any container's request; a
+        later verdict on the same request replaces the earlier one."""
+        return self._call("POST", "/v1/feedback", json={"request_id": request_id, "score": score})
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _call(
-        self, method: str, path: str, *, json: Any = None, timeout: float | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         try:
             response = self._http.request(
                 method,
                 path,
                 json=json,
+                params=params,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:

@@ -1,4 +1,5 @@
-"""The admin API (admin-scope keys): endpoints and drains. Every action writes an audit row.
+"""The admin API (admin-scope keys): endpoints and drains, budgets, replays, and what-if
+re-routing of the stored decisions. Every action writes an audit row; reads write none.
 
 A drain takes effect at once (the next routing decision no longer sees the endpoint; requests
 already in flight finish), persists across restarts through the store, and is audited with
@@ -7,12 +8,17 @@ the acting key's id — never the key.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,7 +28,17 @@ from omen.config import parse_money
 from omen.daemon import Daemon
 from omen.errors import ApiError, invalid
 from omen.http.api import Api
-from omen_store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreReader
+from omen.routing import STRATEGIES
+from omen.whatif import (
+    Rerouter,
+    WhatIf,
+    parse_price,
+    quality_fraction,
+    report_json,
+    scan,
+    since_duration,
+)
+from omen_store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreError, StoreReader
 
 
 def actor_of(principal: Principal) -> str:
@@ -34,6 +50,9 @@ def json_response(data: object, status: int = 200) -> Response:
 
 
 _MAX_BUDGET = 1e9  # USD: a larger budget is a typo, and breaks the arithmetic
+_WHATIF_PARAMS = ("since", "container", "strategy", "prefer_local", "quality_threshold", "price")
+_WHATIF_SINCE = "24h"
+T = TypeVar("T")
 
 
 class AdminApi:
@@ -279,6 +298,34 @@ class AdminApi:
         )
         return json_response({"original": self._describe(original), "replay": outcome})
 
+    # --- what-if ---------------------------------------------------------------------------
+
+    async def whatif(self, request: Request) -> Response:
+        """`omen whatif --json` over the daemon's own store and config: the period's decisions
+        ranked again under another strategy, prefer_local, threshold or prices, no upstream
+        called. The scan reads up to a million rows, so it runs in a worker thread."""
+        self.admin(request)
+        whatif, since, container = whatif_question(request.query_params)
+        config = self.daemon.config  # one config for the whole scan, even across a reload
+        database = config.server.database
+        await asyncio.to_thread(self.daemon.writer.flush)  # the requests served until now count
+        since_ts = time.time() - since
+        rerouter = Rerouter(config, whatif)
+        report = await asyncio.to_thread(self._whatif, rerouter, database, since_ts, container)
+        return Response(report, media_type="application/json")
+
+    @staticmethod
+    def _whatif(rerouter: Rerouter, database: Path, since_ts: float, container: str | None) -> str:
+        try:
+            scan(database, rerouter, since_ts=since_ts, container=container)
+        except StoreError as exc:
+            raise ApiError(503, f"what-if: {exc}", code="store_unavailable") from None
+        except sqlite3.Error as exc:
+            raise ApiError(
+                503, f"what-if cannot read the store: {exc}", code="store_unavailable"
+            ) from None
+        return report_json(rerouter, since_ts, container)
+
     def _load(self, request_id: str) -> tuple[RequestRow | None, dict[str, Any] | None]:
         reader = StoreReader(self.daemon.config.server.database)
         try:
@@ -307,3 +354,50 @@ class AdminApi:
             "error",
         )
         return {name: getattr(row, name) for name in keep}
+
+
+# --- what-if ----------------------------------------------------------------------------------
+
+
+def whatif_question(query: QueryParams) -> tuple[WhatIf, float, str | None]:
+    """(the changes to try, the period in seconds, the container or None) from the query of
+    `GET /admin/whatif`, checked by `omen whatif`'s own parsers; a bad one names its param."""
+    unknown = sorted(set(query.keys()) - set(_WHATIF_PARAMS))
+    if unknown:
+        raise invalid(
+            f"unknown parameter `{unknown[0]}`; expected {', '.join(_WHATIF_PARAMS)}",
+            param=unknown[0],
+        )
+    for name in _WHATIF_PARAMS:
+        if name != "price" and len(query.getlist(name)) > 1:
+            raise invalid(f"`{name}` is given more than once", param=name)
+    since = _parsed("since", query.get("since", _WHATIF_SINCE), since_duration)
+    threshold = None
+    if "quality_threshold" in query:
+        threshold = _parsed("quality_threshold", query["quality_threshold"], quality_fraction)
+    strategy = query.get("strategy")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise invalid(
+            f"`strategy` must be one of {', '.join(STRATEGIES)} (left out: each decision's own)",
+            param="strategy",
+        )
+    prefer_local: bool | None = None
+    if "prefer_local" in query:
+        text = query["prefer_local"].strip().lower()
+        if text not in ("true", "false"):
+            raise invalid(
+                "`prefer_local` must be true or false (left out: as configured)",
+                param="prefer_local",
+            )
+        prefer_local = text == "true"
+    prices = dict(_parsed("price", text, parse_price) for text in query.getlist("price"))
+    whatif = WhatIf(strategy, prefer_local, threshold, prices)
+    return whatif, since, query.get("container") or None
+
+
+def _parsed(name: str, text: str, parse: Callable[[str], T]) -> T:
+    """One parameter through its `omen whatif` parser; its error names the parameter."""
+    try:
+        return parse(text)
+    except argparse.ArgumentTypeError as exc:
+        raise invalid(f"`{name}`: {exc}", param=name) from None

@@ -115,6 +115,8 @@ class FakeAdmin:
         self.up = up
         self.admin = admin
         self.calls: list[tuple[str, str, Any]] = []
+        self.whatif = WHATIF  # what GET /admin/whatif answers (tests may swap it)
+        self.feedback_refused: set[str] = set()  # request ids POST /v1/feedback 404s
 
     def client(self, url: str = URL) -> AdminClient:
         return AdminClient(url, "sk-admin", transport=self.handle_transport())
@@ -126,6 +128,8 @@ class FakeAdmin:
         if not self.up:
             raise httpx.ConnectError("connection refused", request=request)
         body: dict[str, Any] = orjson.loads(request.content) if request.content else {}
+        if request.method == "GET" and request.url.params:
+            body = dict(request.url.params)  # a GET's question is its query
         path = request.url.path
         self.calls.append((request.method, path, body))
         if path == "/health":
@@ -142,6 +146,13 @@ class FakeAdmin:
             return _json({"container": path.split("/")[3], "before": {}, "after": body})
         if path.endswith("/replay"):
             return _json(REPLAY)
+        if path == "/admin/whatif":
+            return _json(self.whatif)
+        if path == "/v1/feedback":
+            if body["request_id"] in self.feedback_refused:
+                message = f"no answered request {body['request_id']!r} to give feedback on"
+                return _json({"error": {"message": message, "param": "request_id"}}, 404)
+            return _json({"request_id": body["request_id"], "score": float(body["score"])})
         return _json({"error": {"message": "not found"}}, 404)
 
 
@@ -158,6 +169,41 @@ REPLAY = {
         "answer": "add() takes two arguments; add(1) passes one.", "error": None,
     },
 }  # fmt: skip
+
+
+def _side(cost: float, local: float, latency: float, quality: float) -> dict[str, float | None]:
+    return {"cost_usd": cost, "local_share": local, "est_latency_ms": latency,
+            "mean_quality": quality}  # fmt: skip
+
+
+def _tally(requests: int, changed: int, actual: dict[str, float | None],
+           whatif: dict[str, float | None]) -> dict[str, Any]:  # fmt: skip
+    return {"requests": requests, "rerouted": requests - 2, "changed": changed, "unchanged": 2,
+            "skipped": 1, "unpriced": 0, "actual": actual, "whatif": whatif}  # fmt: skip
+
+
+NOTHING: dict[str, float | None] = {
+    "cost_usd": 0.0,
+    "local_share": None,
+    "est_latency_ms": None,
+    "mean_quality": None,
+}
+
+# As `omen whatif --json` prints it: cost-optimized would move research's work to the GPU.
+WHATIF: dict[str, Any] = {
+    "since_ts": 1772620200.0,
+    "container": None,
+    "policy": {"strategy": "cost-optimized", "prefer_local": None, "quality_threshold": None},
+    "prices_per_1k": {},
+    "containers": {
+        "app": _tally(31, 4, _side(1.21, 0.42, 910.0, 0.86), _side(0.88, 0.55, 840.0, 0.84)),
+        "research-and-development-eu": _tally(
+            30, 12, _side(1.86, 0.2, 1240.0, 0.9), _side(0.31, 0.8, 610.0, 0.82)
+        ),
+        "idle": _tally(0, 0, NOTHING, NOTHING) | {"rerouted": 0, "unchanged": 0},
+    },
+    "total": _tally(61, 16, _side(3.07, 0.31, 1072.5, 0.88), _side(1.19, 0.67, 727.0, 0.83)),
+}
 
 
 def _json(data: Any, status: int = 200) -> httpx.Response:

@@ -21,6 +21,9 @@ KEYS = (
     ("d", "Providers/GPU: drain or undrain the endpoint (asks first)"),
     ("b", "Overview: change the container's daily/weekly/monthly budget"),
     ("r", "Routing: replay it (same route, re-route, or another model)"),
+    ("+ -", "Replay result: the replay was better / worse (feedback 1 / 0)"),
+    ("L", "Routing: what routing learnt, per model (read from the store)"),
+    ("w", "Overview: what-if — re-route the period under another strategy"),
     ("/", "filter by text, container, provider (ctrl+u in it clears)"),
     ("p", "pause / resume polling"),
     ("ctrl+p  :", "command palette"),
@@ -52,7 +55,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(style="bold")
         table.add_column()
         for key, what in KEYS:
-            if self.readonly and key in ("d", "b", "r"):
+            if self.readonly and key in ("d", "b", "r", "+ -"):
                 what += " — hidden: --readonly"
             table.add_row(key, what)
         return table

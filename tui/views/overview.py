@@ -48,6 +48,7 @@ class OverviewView(ConsoleView):
     ACTIONS = frozenset({"budget"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("b", "budget", "Budget", tooltip="Adjust the selected container's budgets"),
+        Binding("w", "app.whatif", "What-if", tooltip="Re-route the stored decisions"),
     ]
 
     def __init__(self, *, readonly: bool) -> None:

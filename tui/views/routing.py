@@ -105,6 +105,7 @@ class RoutingView(ConsoleView):
     ACTIONS = frozenset({"replay"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "replay", "Replay", tooltip="Re-send the selected request"),
+        Binding("L", "app.learnt", "Learnt", tooltip="What routing learnt from outcomes"),
     ]
 
     def __init__(self, *, readonly: bool) -> None:
