@@ -11,6 +11,7 @@ named feature weights, which is what makes the answer explainable.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -26,8 +27,8 @@ MODEL_PATH = Path(__file__).with_name("intent_model.bin")
 _MAGIC = b"OMIM\x01"
 
 # Only a bounded slice of a long prompt is read: its head (the ask, usually) and its tail.
-HEAD_CHARS, TAIL_CHARS = 800, 300
-HEAD_TOKENS, TAIL_TOKENS = 120, 40
+HEAD_CHARS, TAIL_CHARS = 600, 200
+HEAD_TOKENS, TAIL_TOKENS = 90, 30
 SHAPE_HEAD, SHAPE_TAIL = 500, 200  # named shapes are looked for in a smaller slice still
 SYSTEM_CHARS = 500
 SYSTEM_WEIGHT = 0.7  # a system prompt tips a vague question; it does not decide alone
@@ -258,6 +259,10 @@ class Model:
         self.classes = classes
         self.weights = weights
         self.bias = bias
+        # A feature's pull toward one class is its weight there minus its mean weight:
+        # computed once here, not per feature per request.
+        n = len(classes)
+        self._mean = {name: sum(w[:n]) / n for name, w in weights.items()}
 
     def predict(self, feats: dict[str, float], top: int = 3) -> Prediction:
         n = len(self.classes)
@@ -281,7 +286,10 @@ class Model:
             for _, value, w in present:
                 for i in range(n + 1):
                     totals[i] += w[i] * value
-        known = sum(1 for name, _, _ in present if not name.startswith(_QUIET))
+        known = 0
+        for name, _, _ in present:
+            if not name.startswith(_QUIET):
+                known += 1
         peak = max(totals[:n])
         exps = [math.exp(t - peak) for t in totals[:n]]
         norm = sum(exps)
@@ -294,8 +302,9 @@ class Model:
         # before generic code syntax), then the words that pushed hardest.
         # Features that read the same ("summarize" and "<s> summarize") pool their gain.
         pooled: dict[str, tuple[int, float]] = {}
+        mean = self._mean
         for name, value, w in present:
-            gain = value * (w[best] - sum(w[:n]) / n)
+            gain = value * (w[best] - mean[name])
             if gain > 0.05 and not name.startswith(_QUIET):
                 label = _label(name)
                 rank, total = pooled.get(label, (_SHAPE_RANK.get(name, len(_SHAPE_RANK)), 0.0))
@@ -306,6 +315,7 @@ class Model:
         return Prediction(tuple(ranked), signals, difficulty, known)
 
 
+@functools.lru_cache(maxsize=65536)
 def _label(name: str) -> str:
     if name in SHAPE_NAMES:
         return name
