@@ -1,4 +1,4 @@
-"""The `omen` command: serve, tui, logs, replay, config check."""
+"""The `omen` command: serve, tui, logs, replay, whatif, import-boltfile, config check, demo."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
+from omen import boltfile as boltfile_command
 from omen import whatif as whatif_command
 from omen.config import (
     ConfigError,
@@ -523,6 +524,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     whatif_command.add_arguments(whatif)
     whatif.set_defaults(func=whatif_command.run)
+
+    bolt = _command(
+        sub,
+        "import-boltfile",
+        "turn a Boltfile's [services.X.omen] blocks into [containers.X] tables",
+        config=False,
+    )
+    boltfile_command.add_arguments(bolt)
+    bolt.set_defaults(func=boltfile_command.run)
 
     config = _command(sub, "config", "configuration tools", config=False)
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")

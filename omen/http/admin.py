@@ -212,6 +212,9 @@ class AdminApi:
         body = await self._body(request)
         mode = body.get("mode", "same")
         provider, model = body.get("provider"), body.get("model")
+        for name, value in (("provider", provider), ("model", model)):
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 200):
+                raise invalid(f"`{name}` must be a name (a string of 1 to 200 characters)", name)
         if provider is not None or model is not None:
             mode = "named"
         if mode not in ("same", "reroute", "named"):

@@ -29,10 +29,10 @@ MISUSES = [
     ["replay", "req_x", "--reroute", "--model", "gpt-4o"],
     ["replay"],
     [],
-    # SPEC §2 lists whatif and import-boltfile; until they exist they are unknown commands,
-    # and once they do, these misuses must still be one line.
     ["whatif", "--price", "bogus"],
+    ["whatif", "--since", "-1h"],
     ["import-boltfile", "/nonexistent"],
+    ["import-boltfile", "{tmp}"],
 ]
 
 
