@@ -17,6 +17,7 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from omen.config.model import (
     BudgetConfig,
@@ -45,12 +46,9 @@ _BLOCK_KEYS = sorted({*_PLAIN_KEYS, *_SECTIONS, "budget_limit", *QuotaConfig.mod
 # Keys a Boltfile writes for Bolt's side of the connection; Omen has no place for them.
 _NOT_IMPORTED = {
     "endpoint": "where Bolt finds Omen, a setting for Bolt's client; not imported",
-    "local_endpoint": (
-        "hybrid mode (an Ollama only this container uses) is not supported by Omen yet; "
-        "not imported"
-    ),
     "name": "the container's name is the service's name; not imported",
 }
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 _ENV_WHOLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _ENV_INSIDE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -101,6 +99,8 @@ def _container(block: Table, where: str, notes: list[str]) -> Table:
         path = f"{where}.{_key(key)}"
         if key in _PLAIN_KEYS:
             table[key] = _value(value, path, notes)
+            if key == "local_endpoint" and isinstance(value, str):
+                _note_loopback(value, path, notes)
         elif key in _SECTIONS:
             if isinstance(value, dict):
                 sections[key] = _section(key, value, path, notes)
@@ -121,6 +121,20 @@ def _container(block: Table, where: str, notes: list[str]) -> Table:
             notes.append(f"{where}.{written}: ignored, {section}.{key} is also set")
         target.setdefault(key, value)
     return table | {name: sections[name] for name in sections if sections[name]}
+
+
+def _note_loopback(url: str, where: str, notes: list[str]) -> None:
+    """The seed's hybrid example writes http://localhost:11434, which is the service's own
+    network; Omen calls the box itself, so from Omen's host that is Omen's localhost."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # `omen config check` names the bad URL
+        return
+    if host in _LOOPBACK_HOSTS:
+        notes.append(
+            f"{where}: imported, but Omen calls this box itself and {host} is Omen's own "
+            "host; unless Omen runs beside the box, write an address Omen can reach"
+        )
 
 
 def _section(name: str, values: Table, where: str, notes: list[str]) -> Table:

@@ -163,12 +163,17 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"{prefix}{problem}")
     if errors:
         return 1
+    from omen_store import display_store
+
     where = path if path is not None else "(built-in defaults)"
     assert loaded is not None
     config = loaded.config
+    local = sum(1 for c in config.containers.values() if c.enabled and c.local_endpoint)
     print(
         f"{where}: OK — {_tally('provider', config.providers)}; "
-        f"{_tally('container', config.containers)}; database {config.server.database}"
+        f"{_tally('container', config.containers)}"
+        f"{f' ({local} with a local_endpoint)' if local else ''}; "
+        f"database {display_store(config.server.database)}"
     )
     return 0
 
@@ -321,7 +326,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         if trouble is not None:
             print(f"omen tui: {trouble}", file=sys.stderr)
             return 1
-    database = Path(args.db) if args.db else loaded.config.server.database
+    database = store_arg(args.db) if args.db else loaded.config.server.database
     run(
         database=database,
         url=daemon_url(loaded, args.url),
@@ -336,9 +341,17 @@ def cmd_tui(args: argparse.Namespace) -> int:
 def _unusable_store(db: str) -> str | None:
     """Why an explicit --db can never show anything, or None. A file not there yet is fine
     (the console waits for `omen serve` to create it); a folder that does not exist is not."""
-    from omen_store import StoreError, StoreMissingError, StoreReader
+    from omen_store import StoreError, StoreMissingError, StoreReader, display_store, is_postgres
 
     if "://" in db:
+        if not is_postgres(db):
+            return f"--db {display_store(db)} is neither a store file nor a postgresql:// URL"
+        try:
+            StoreReader(db).close()
+        except StoreMissingError:  # no tables yet: the first `omen serve` creates them
+            return None
+        except StoreError as exc:
+            return str(exc)
         return None
     path = Path(db).expanduser()
     if path.is_dir():
@@ -370,8 +383,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from omen.logview import run_logs
 
     # With --db the store is read directly: logs must work even when the config is broken.
-    database = Path(args.db) if args.db else _load(args).config.server.database
+    database = store_arg(args.db) if args.db else _load(args).config.server.database
     return run_logs(args, database)
+
+
+def store_arg(text: str) -> Path | str:
+    """--db: a SQLite file's path, or a fleet's postgresql:// URL (kept as the string)."""
+    from omen_store import is_postgres
+
+    return text if is_postgres(text) else Path(text).expanduser()
 
 
 def _duration(text: str) -> float:
@@ -465,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--provider", metavar="NAME", help="only requests served by this provider")
     logs.add_argument("--level", choices=["info", "warn", "error"], help="minimum level")
     logs.add_argument(
+        "--instance", metavar="NAME", help="only requests served by this instance of a fleet"
+    )
+    logs.add_argument(
         "--since", type=_duration, metavar="DUR", help="only newer than this: 30s, 5m, 1h, 7d"
     )
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new requests")
@@ -474,7 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("--audit", action="store_true", help="list audit rows instead")
     logs.add_argument(
-        "--db", metavar="PATH", help="store path (default: server.database of the config)"
+        "--db",
+        metavar="PATH|URL",
+        help="store: a SQLite path or a postgresql:// URL (default: server.database of the config)",
     )
     logs.set_defaults(func=cmd_logs)
 
@@ -494,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = _command(sub, "tui", "open the operator console in this terminal")
     tui.add_argument(
-        "--db", metavar="PATH", help="store path (default: server.database of the config)"
+        "--db",
+        metavar="PATH|URL",
+        help="store: a SQLite path or a postgresql:// URL (default: server.database of the config)",
     )
     tui.add_argument("--url", help="daemon URL for actions (default: from server.bind)")
     tui.add_argument("--readonly", action="store_true", help="hide every action")

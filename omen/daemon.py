@@ -22,9 +22,10 @@ from omen.limits.base import LimitBackend
 from omen.limits.control import UsageControl
 from omen.limits.memory import MemoryLimits
 from omen.outcomes import OutcomeBook
+from omen.shared_state import SharedState
 from omen.telemetry.metrics import Metrics
 from omen.telemetry.otel import Tracing
-from omen_store import AuditRecord, StoreReader, StoreWriter
+from omen_store import AuditRecord, StoreReader, StoreWriter, display_store
 
 log = logging.getLogger("omen.daemon")
 
@@ -43,12 +44,14 @@ def limits_backend(config: OmenConfig) -> LimitBackend:
     return MemoryLimits()
 
 
-def spill_path(database: Path, configured: Path | None) -> Path | None:
-    """The spill file: as configured (relative to the database's folder), else the store's
-    default next to the database."""
+def spill_path(database: Path | str, configured: Path | None) -> Path | None:
+    """The spill file: as configured (relative to a SQLite file's folder), else the store's
+    default (next to a SQLite file; in the instance's state folder for PostgreSQL)."""
     if configured is None:
         return None
-    return configured if configured.is_absolute() else database.parent / configured
+    if configured.is_absolute() or not isinstance(database, Path):
+        return configured
+    return database.parent / configured
 
 
 class Daemon:
@@ -58,6 +61,7 @@ class Daemon:
         server = self.config.server
         self.writer = StoreWriter(
             server.database,
+            instance=server.instance,
             flush_interval=server.writer_flush_interval,
             on_failure=server.on_store_failure,
             spill_path=spill_path(server.database, server.spill_path),
@@ -80,6 +84,10 @@ class Daemon:
         self.keys = KeyRing(self.config)
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
+        # A fleet on one PostgreSQL store shares drains and budget overrides through it.
+        self.shared: SharedState | None = None
+        if isinstance(server.database, str):
+            self.shared = SharedState(server.database, server.instance)
         self._reloads: set[asyncio.Task[bool]] = set()
 
     async def start(self) -> None:
@@ -91,6 +99,11 @@ class Daemon:
         self.fleet.on_models_changed = self._known_models
         self.fleet.start()
         self._tasks.append(asyncio.create_task(self._prune_loop()))
+        if self.shared is not None:
+            refresh = self.config.server.fleet_refresh
+            self._tasks.append(
+                asyncio.create_task(self.shared.run(refresh, lambda: self.fleet, self.usage))
+            )
         self.install_reload()
         for name, why in self.fleet.unusable.items():
             log.warning("provider %s is not usable: %s", name, why, extra={"provider": name})
@@ -99,7 +112,8 @@ class Daemon:
             extra={
                 "providers": sorted(self.fleet.provider_configs),
                 "endpoints": len(self.fleet.endpoints),
-                "database": str(self.config.server.database),
+                "database": display_store(self.config.server.database),
+                "instance": self.config.server.instance,
             },
         )
 
@@ -113,6 +127,11 @@ class Daemon:
             for (provider, endpoint), row in reader.drains().items():
                 if row.drained:
                     self.fleet.set_drained(provider, endpoint, True, row.reason)
+                if self.shared is not None:
+                    self.shared.note_drain(provider, endpoint, row.ts)
+            if self.shared is not None:
+                for name, override in reader.budget_overrides().items():
+                    self.shared.note_override(name, override.ts)
             self.usage.restore(reader)
             self.outcomes.load(reader.outcomes())
         finally:
@@ -210,6 +229,8 @@ class Daemon:
         for setting in (
             "bind",
             "database",
+            "instance",
+            "fleet_refresh",
             "redis_url",
             "writer_flush_interval",
             "on_store_failure",
@@ -279,4 +300,6 @@ class Daemon:
         await self.usage.aclose()
         # The writer thread commits what is queued; this is the flush on SIGTERM/SIGINT.
         await asyncio.to_thread(self.writer.close)
+        if self.shared is not None:
+            self.shared.close()
         log.info("omen stopped; store flushed")

@@ -115,10 +115,14 @@ class Fleet:
         self.providers: dict[str, Provider] = {}
         self.provider_configs: dict[str, ProviderConfig] = {}
         self.endpoints: dict[tuple[str, str], EndpointState] = {}
+        # Hybrid mode: endpoint -> the one container routed there. Kept beside the states, not
+        # in them, because a config reload carries the states over while ownership may change.
+        self.reserved: dict[tuple[str, str], str] = {}
         self.unusable: dict[str, str] = {}  # provider -> why it cannot be used
         self._writer = writer
         self._tasks: list[asyncio.Task[None]] = []
-        self._model_tables: dict[str, dict[str, tuple[str, ...]]] = {}
+        # (chat | embeddings, owners of the reserved boxes included) -> provider -> models
+        self._model_tables: dict[tuple[str, frozenset[str]], dict[str, tuple[str, ...]]] = {}
         self._http = httpx.AsyncClient(timeout=5.0)
         self.on_models_changed: Callable[[], None] | None = None
         self.cooldown_s = config.routing.cooldown
@@ -144,6 +148,8 @@ class Fleet:
                     gpu_metrics_url=endpoint.gpu_metrics_url,
                 )
                 self.endpoints[state.key] = state
+                if endpoint.container is not None:
+                    self.reserved[state.key] = endpoint.container
 
     # --- outcomes reported by the gateway --------------------------------------------
 
@@ -335,17 +341,25 @@ class Fleet:
                 s.latency_ms,
                 s.models,
                 s.loaded_names,
+                container=self.reserved.get(s.key),
             )
             for s in self.endpoints.values()
         ]
 
-    def _models(self, embeddings: bool) -> dict[str, tuple[str, ...]]:
+    def _models(self, embeddings: bool, boxes: frozenset[str]) -> dict[str, tuple[str, ...]]:
+        """The model table over shared endpoints and those reserved for the containers in
+        `boxes`."""
         out: dict[str, tuple[str, ...]] = {}
         for name, pconf in self.provider_configs.items():
             seen = list(dict.fromkeys(pconf.embedding_models if embeddings else pconf.models))
             if pconf.is_local:  # an Ollama box serves (and embeds with) what it has pulled
                 for state in self.endpoints.values():
-                    if state.provider == name and state.models:
+                    owner = self.reserved.get(state.key)
+                    if (
+                        state.provider == name
+                        and state.models
+                        and (owner is None or owner in boxes)
+                    ):
                         seen.extend(m for m in sorted(state.models) if m not in seen)
             if not embeddings:  # an embedding model cannot chat, even when Ollama lists it
                 embedders = set(pconf.embedding_models)
@@ -353,17 +367,24 @@ class Fleet:
             out[name] = tuple(seen)
         return out
 
-    def chat_models(self) -> dict[str, tuple[str, ...]]:
-        """Every model each usable provider serves: configured, plus discovered on Ollama."""
-        table = self._model_tables.get("chat")
-        if table is None:
-            table = self._model_tables["chat"] = self._models(embeddings=False)
-        return table
+    def chat_models(self, container: str | None = None) -> dict[str, tuple[str, ...]]:
+        """Every model each usable provider serves: configured, plus discovered on Ollama.
 
-    def embedding_models(self) -> dict[str, tuple[str, ...]]:
-        table = self._model_tables.get("embeddings")
+        With a container, only what its endpoints have: a model pulled on another
+        container's own box is not offered (nor listed) to it. None: the whole fleet's."""
+        return self._table("chat", container)
+
+    def embedding_models(self, container: str | None = None) -> dict[str, tuple[str, ...]]:
+        return self._table("embeddings", container)
+
+    def _table(self, kind: str, container: str | None) -> dict[str, tuple[str, ...]]:
+        # Keyed by the boxes it includes, not by container: every container without a box of
+        # its own shares one table, however many names clients send.
+        owners = set(self.reserved.values())
+        boxes = frozenset(owners if container is None else owners & {container})
+        table = self._model_tables.get((kind, boxes))
         if table is None:
-            table = self._model_tables["embeddings"] = self._models(embeddings=True)
+            table = self._model_tables[(kind, boxes)] = self._models(kind == "embeddings", boxes)
         return table
 
     def provider_status(self) -> dict[str, str]:

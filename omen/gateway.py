@@ -389,8 +389,11 @@ class Gateway:
     async def call(self, ctx: CallContext) -> Answer | StreamPump:
         """Route, admit and walk the candidates until one answers (for a stream: until its
         first event); the same walk for every inbound format, passthrough or translated."""
+        fleet, container = self.fleet, ctx.container
         models = (
-            self.fleet.embedding_models() if ctx.kind == "embeddings" else self.fleet.chat_models()
+            fleet.embedding_models(container)
+            if ctx.kind == "embeddings"
+            else fleet.chat_models(container)
         )
         decision = await self.decide(ctx, models)
         await self.admit(ctx, decision)
@@ -527,7 +530,7 @@ class Gateway:
         """Input tokens of a request without running it: the upstream's own count where it
         has one (Anthropic's count_tokens, OpenAI's input_tokens), else Omen's estimate.
         Recorded like every request, at no cost and against no limit."""
-        decision = await self.decide(ctx, self.fleet.chat_models(), fits=False)
+        decision = await self.decide(ctx, self.fleet.chat_models(ctx.container), fits=False)
         route = ctx.route
         assert route is not None
         counted_by = decision.candidates[0]

@@ -25,8 +25,9 @@ def format_row(row: RequestRow) -> str:
     flags = " stream" if row.stream else ""
     if row.client_closed:
         flags += " client-closed"
+    served = f"{row.id}@{row.instance}" if row.instance else row.id  # which instance of a fleet
     text = (
-        f"{when} {row.id} {row.level.upper():5} {row.container} {row.status} {route} "
+        f"{when} {served} {row.level.upper():5} {row.container} {row.status} {route} "
         f"{row.latency_ms:.0f}ms {tokens} ${row.cost_usd:.6f}{flags} | {row.reason}"
     )
     if row.error and row.error not in row.reason:
@@ -49,7 +50,7 @@ def _print(rows: list[RequestRow], as_json: bool) -> None:
     sys.stdout.flush()
 
 
-def run_logs(args: argparse.Namespace, database: Path) -> int:
+def run_logs(args: argparse.Namespace, database: Path | str) -> int:
     try:
         reader = StoreReader(database)
     except StoreError as exc:  # missing, not a database, unreadable: one line, no traceback
@@ -63,7 +64,12 @@ def run_logs(args: argparse.Namespace, database: Path) -> int:
             ).decode()
             print(line)
         return 0
-    filters = {"container": args.container, "provider": args.provider, "level": args.level}
+    filters = {
+        "container": args.container,
+        "provider": args.provider,
+        "level": args.level,
+        "instance": args.instance,
+    }
     rows = reader.recent_requests(**filters, since_ts=since_ts, limit=args.limit)
     rows.reverse()  # oldest first, like a log
     _print(rows, args.json)

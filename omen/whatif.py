@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import sqlite3
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,8 +27,7 @@ from omen.config.model import CACHE_SHARES
 from omen.policy import Policies, provider_info
 from omen.routing import STRATEGIES, Option, ProviderInfo, Rule, Weights, rank
 from omen.routing.snapshot import model_names, same_model
-from omen_store import StoreError, StoreReader
-from omen_store.schema import BUSY_TIMEOUT_MS
+from omen_store import StoreError, StoreReader, is_postgres
 
 PROG = "omen whatif"
 CHUNK_ROWS = 5000  # rows fetched per step: memory stays flat however long the period is
@@ -365,6 +363,7 @@ class Rerouter:
                 est,
                 float(stored["latency_ms"]),
                 True,
+                own=bool(stored.get("own")),  # decisions before hybrid mode have no "own"
             )
             billed[id(option)] = own
             ranked.append(option)
@@ -463,29 +462,15 @@ def _rule_first(ranked: list[Option], rule: Rule) -> list[Option]:
 
 
 def scan(
-    database: Path, rerouter: Rerouter, *, since_ts: float | None, container: str | None
+    database: Path | str, rerouter: Rerouter, *, since_ts: float | None, container: str | None
 ) -> None:
     """Stream the period's rows (by the ts or container+ts index; never the bodies) into
-    `rerouter`, CHUNK_ROWS at a time, in one read transaction: one consistent snapshot."""
-    StoreReader(database).close()  # refuses a missing, empty or too old store in words
-    conn = sqlite3.connect(database.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA query_only = ON")
-        filters: list[str] = []
-        params: list[Any] = []
-        if container is not None:
-            filters.append("container = ?")
-            params.append(container)
-        if since_ts is not None:
-            filters.append("ts >= ?")
-            params.append(since_ts)
-        where = f" WHERE {' AND '.join(filters)}" if filters else ""
-        cursor = conn.execute(f"SELECT {_COLUMNS} FROM requests{where}", params)
-        while rows := cursor.fetchmany(CHUNK_ROWS):
+    `rerouter`, CHUNK_ROWS at a time, from one consistent snapshot."""
+    with StoreReader(database) as reader:  # refuses a missing, empty or too old store in words
+        for rows in reader.stream_requests(
+            _COLUMNS, since_ts=since_ts, container=container, chunk=CHUNK_ROWS
+        ):
             rerouter.add_rows(rows)
-    finally:
-        conn.close()
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -675,11 +660,13 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"{PROG}: {problem}", file=sys.stderr)
         return 1
-    database = Path(args.db).expanduser() if args.db else Path(config.server.database)
-    if "://" in str(args.db or config.server.database):
-        print(f"{PROG}: reads a SQLite store file; give one with --db PATH", file=sys.stderr)
+    database: Path | str = config.server.database
+    if args.db:
+        database = args.db if is_postgres(args.db) else Path(args.db).expanduser()
+    if "://" in str(database) and not is_postgres(database):
+        print(f"{PROG}: --db takes a SQLite path or a postgresql:// URL", file=sys.stderr)
         return 1
-    if database.is_dir():
+    if isinstance(database, Path) and database.is_dir():
         print(f"{PROG}: {database} is a directory, not a store file", file=sys.stderr)
         return 1
     whatif = WhatIf(
@@ -694,9 +681,6 @@ def run(args: argparse.Namespace) -> int:
         scan(database, rerouter, since_ts=since_ts, container=args.container)
     except StoreError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
-    except sqlite3.Error as exc:
-        print(f"{PROG}: cannot read the store at {database}: {exc}", file=sys.stderr)
         return 1
     report = report_json if args.json else report_text
     print(report(rerouter, since_ts, args.container))

@@ -1,4 +1,5 @@
-"""SQLite persistence for Omen: schema and migrations, the batching writer, read queries.
+"""Persistence for Omen (SQLite, or PostgreSQL for a fleet): schema and migrations, the
+batching writer, read queries.
 
 The daemon writes only through `StoreWriter`; `omen logs`, `omen tui` and daemon startup
 read through `StoreReader`. This package knows SQL and nothing else. Installed as `omen_store`
@@ -6,6 +7,8 @@ read through `StoreReader`. This package knows SQL and nothing else. Installed a
 """
 
 from omen_store.errors import StoreError, StoreMissingError, StoreUnusableError
+from omen_store.pg import display as display_store
+from omen_store.pg import is_postgres
 from omen_store.reader import StoreReader
 from omen_store.records import (
     AuditRecord,
@@ -68,7 +71,9 @@ __all__ = [
     "WriterStats",
     "check_store",
     "day_name",
+    "display_store",
     "hour_name",
+    "is_postgres",
     "level_for",
     "redact_body",
 ]

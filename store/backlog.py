@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from omen_store.batch import Batch
+from omen_store.dbapi import Connection
 from omen_store.errors import in_words, is_store_fault
 from omen_store.spill import SpillFile, SpillFull
 
@@ -46,15 +45,17 @@ _monotonic = time.monotonic
 class Backlog:
     def __init__(
         self,
-        database: Path,
+        database: str,
         spill: SpillFile,
         stats: WriterStats,
         *,
         on_failure: OnFailure,
         retry_interval: float,
         max_held_bytes: int,
+        spill_prefix: str = "",
     ) -> None:
-        self.database = database
+        self.database = database  # for log lines: a URL without its password
+        self.spill_prefix = spill_prefix  # spill ids start with it: whose replay it was
         self.spill = spill
         self.stats = stats
         self.on_failure = on_failure
@@ -152,7 +153,7 @@ class Backlog:
 
     def _spill(self, batch: Batch) -> bool:
         try:
-            self.spill.append(batch.to_line(uuid.uuid4().hex))
+            self.spill.append(batch.to_line(self.spill_prefix + uuid.uuid4().hex))
         except (SpillFull, OSError) as exc:
             self._spill_problem = str(exc) if isinstance(exc, SpillFull) else in_words(exc)
             self.refusing = True
@@ -181,7 +182,7 @@ class Backlog:
 
     # -- getting it back in --------------------------------------------------------------
 
-    def retry(self, conn: sqlite3.Connection, write: Write) -> bool:
+    def retry(self, conn: Connection, write: Write) -> bool:
         """Try the store again: the held batches in order, else a replay or a probe. True
         once it writes."""
         self._retry_at = _monotonic() + self.retry_interval
@@ -200,12 +201,15 @@ class Backlog:
                 self._probe(conn)
         return self.failure is None
 
-    def _probe(self, conn: sqlite3.Connection) -> None:
+    def _probe(self, conn: Connection) -> None:
         """A write that changes nothing, to learn whether the store takes writes again."""
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("INSERT OR REPLACE INTO spilled_batches (id, ts) VALUES ('probe', 0)")
+                conn.execute(
+                    "INSERT INTO spilled_batches (id, ts) VALUES ('probe', 0) "
+                    "ON CONFLICT (id) DO NOTHING"
+                )
                 conn.execute("DELETE FROM spilled_batches WHERE id = 'probe'")
                 conn.execute("COMMIT")
             except BaseException:
@@ -217,7 +221,7 @@ class Backlog:
             return
         self.recovered()
 
-    def replay(self, conn: sqlite3.Connection, write: Write, *, probe: bool = False) -> None:
+    def replay(self, conn: Connection, write: Write, *, probe: bool = False) -> None:
         """Replay spill-file lines into the database for a short while (one, as a probe)."""
         spill = self.spill
         until = _monotonic() + _REPLAY_SLICE_S
@@ -247,16 +251,16 @@ class Backlog:
                 self.stats.replayed,
             )
 
-    def _replayed_before(self, conn: sqlite3.Connection, spill_id: str) -> bool:
+    def _replayed_before(self, conn: Connection, spill_id: str) -> bool:
         try:
             row = conn.execute("SELECT 1 FROM spilled_batches WHERE id = ?", (spill_id,))
             return row.fetchone() is not None
-        except sqlite3.Error:
+        except Exception:
             return False  # the write that follows meets the same trouble and reports it
 
 
-def rollback(conn: sqlite3.Connection) -> None:
+def rollback(conn: Connection) -> None:
     if conn.in_transaction:
         # A failing disk may refuse this too; SQLite rolls the transaction back regardless.
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(Exception):
             conn.execute("ROLLBACK")

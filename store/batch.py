@@ -11,7 +11,6 @@ the database takes when it refuses one) and serialises to one JSON line (`to_lin
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 
 from omen_store.bulk import insert_rows
+from omen_store.dbapi import Connection
 from omen_store.records import (
     AuditRecord,
     BudgetChange,
@@ -36,16 +36,17 @@ REQUEST_COLUMNS = (
     "id, ts, container, key_id, kind, requested_model, model, provider, endpoint, intent, "
     "strategy, stream, status, level, latency_ms, ttft_ms, prompt_tokens, completion_tokens, "
     "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cache_saved_usd, reason, "
-    "decision, error, trace_id, session, replay_of, client_closed"
+    "decision, error, trace_id, session, replay_of, client_closed, instance"
 )
 INSERT_REQUESTS = f"INSERT INTO requests ({REQUEST_COLUMNS})"
-INSERT_BODIES = "INSERT OR REPLACE INTO request_bodies (request_id, ts, body)"
+INSERT_BODIES = "INSERT INTO request_bodies (request_id, ts, body)"
+UPSERT_BODIES_TAIL = "ON CONFLICT (request_id) DO UPDATE SET ts = excluded.ts, body = excluded.body"
 
-_HEALTH_COLUMNS = "ts, provider, endpoint, healthy, latency_ms, error, in_flight"
-INSERT_HEALTH = f"INSERT INTO health_samples ({_HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_HEALTH_COLUMNS = "ts, provider, endpoint, healthy, latency_ms, error, in_flight, instance"
+INSERT_HEALTH = f"INSERT INTO health_samples ({_HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 UPSERT_HEALTH_LATEST = f"""
-    INSERT INTO health_latest ({_HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (provider, endpoint) DO UPDATE SET
+    INSERT INTO health_latest ({_HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (instance, provider, endpoint) DO UPDATE SET
         ts = excluded.ts, healthy = excluded.healthy, latency_ms = excluded.latency_ms,
         error = excluded.error, in_flight = excluded.in_flight
     WHERE excluded.ts >= health_latest.ts
@@ -53,12 +54,12 @@ UPSERT_HEALTH_LATEST = f"""
 
 _GPU_COLUMNS = (
     "ts, provider, endpoint, loaded_models, vram_used_bytes, vram_total_bytes, "
-    "gpu_util_percent, in_flight"
+    "gpu_util_percent, in_flight, instance"
 )
-INSERT_GPU = f"INSERT INTO gpu_samples ({_GPU_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_GPU = f"INSERT INTO gpu_samples ({_GPU_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 UPSERT_GPU_LATEST = f"""
-    INSERT INTO gpu_latest ({_GPU_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (provider, endpoint) DO UPDATE SET
+    INSERT INTO gpu_latest ({_GPU_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (instance, provider, endpoint) DO UPDATE SET
         ts = excluded.ts, loaded_models = excluded.loaded_models,
         vram_used_bytes = excluded.vram_used_bytes, vram_total_bytes = excluded.vram_total_bytes,
         gpu_util_percent = excluded.gpu_util_percent, in_flight = excluded.in_flight
@@ -66,35 +67,40 @@ UPSERT_GPU_LATEST = f"""
 """
 
 INSERT_AUDIT = """
-    INSERT INTO audit (ts, actor, action, target, before, after, detail)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO audit (ts, actor, action, target, before, after, detail, instance)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_BUDGET_CHANGE = """
-    INSERT INTO budget_changes (ts, container, before, after, actor) VALUES (?, ?, ?, ?, ?)
+    INSERT INTO budget_changes (ts, container, before, after, actor, instance)
+    VALUES (?, ?, ?, ?, ?, ?)
 """
 # A period named in the change is set (or cleared, with None); one not named is kept.
 UPSERT_BUDGET_OVERRIDE = """
-    INSERT INTO budget_overrides (container, daily, weekly, monthly, ts, actor)
-    VALUES (:container, :daily, :weekly, :monthly, :ts, :actor)
+    INSERT INTO budget_overrides (container, daily, weekly, monthly, ts, actor, instance)
+    VALUES (:container, :daily, :weekly, :monthly, :ts, :actor, :instance)
     ON CONFLICT (container) DO UPDATE SET
-        daily = CASE WHEN :set_daily THEN excluded.daily ELSE budget_overrides.daily END,
-        weekly = CASE WHEN :set_weekly THEN excluded.weekly ELSE budget_overrides.weekly END,
-        monthly = CASE WHEN :set_monthly THEN excluded.monthly ELSE budget_overrides.monthly END,
-        ts = excluded.ts, actor = excluded.actor
+        daily = CASE WHEN :set_daily = 1 THEN excluded.daily ELSE budget_overrides.daily END,
+        weekly = CASE WHEN :set_weekly = 1 THEN excluded.weekly ELSE budget_overrides.weekly END,
+        monthly = CASE WHEN :set_monthly = 1 THEN excluded.monthly
+                       ELSE budget_overrides.monthly END,
+        ts = excluded.ts, actor = excluded.actor, instance = excluded.instance
 """
 UPSERT_DRAIN = """
-    INSERT INTO drains (provider, endpoint, drained, reason, actor, ts) VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO drains (provider, endpoint, drained, reason, actor, ts, instance)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (provider, endpoint) DO UPDATE SET
         drained = excluded.drained, reason = excluded.reason,
-        actor = excluded.actor, ts = excluded.ts
+        actor = excluded.actor, ts = excluded.ts, instance = excluded.instance
 """
 
 # A later verdict on the same request replaces the earlier one (the outcome triggers adjust).
 UPSERT_FEEDBACK = """
-    INSERT INTO feedback (request_id, ts, score, actor, container, intent, provider, model)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO feedback (request_id, ts, score, actor, container, intent, provider, model,
+                          instance)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (request_id) DO UPDATE SET
-        ts = excluded.ts, score = excluded.score, actor = excluded.actor
+        ts = excluded.ts, score = excluded.score, actor = excluded.actor,
+        instance = excluded.instance
 """
 
 BUDGET_PERIODS = ("daily", "weekly", "monthly")
@@ -139,12 +145,14 @@ class Batch:
         "feedback",
         "gpu",
         "health",
+        "instance",
         "keep_bodies",
         "requests",
     )
 
-    def __init__(self, *, keep_bodies: bool) -> None:
+    def __init__(self, *, keep_bodies: bool, instance: str = "") -> None:
         self.keep_bodies = keep_bodies
+        self.instance = instance  # stamped on every row added (rows read back keep theirs)
         self.requests: list[tuple[Row, Row | None]] = []  # (request row, its body row)
         self.health: list[Row] = []
         self.gpu: list[Row] = []
@@ -184,6 +192,7 @@ class Batch:
                     record.latency_ms,
                     record.error,
                     record.in_flight,
+                    self.instance,
                 )
             )
         elif isinstance(record, GpuSample):
@@ -197,6 +206,7 @@ class Batch:
                     record.vram_total_bytes,
                     record.gpu_util_percent,
                     record.in_flight,
+                    self.instance,
                 )
             )
         elif isinstance(record, AuditRecord):
@@ -209,6 +219,7 @@ class Batch:
                     None if record.before is None else dumps(record.before),
                     None if record.after is None else dumps(record.after),
                     record.detail,
+                    self.instance,
                 )
             )
         elif isinstance(record, BudgetChange):
@@ -222,6 +233,7 @@ class Batch:
                     record.reason,
                     record.actor,
                     record.ts,
+                    self.instance,
                 )
             )
         elif isinstance(record, FeedbackRecord):
@@ -238,18 +250,19 @@ class Batch:
                     record.intent,
                     record.provider,
                     record.model,
+                    self.instance,
                 )
             )
         else:
             raise TypeError(f"not a store record: {type(record).__name__}")
 
-    def write(self, conn: sqlite3.Connection) -> None:
+    def write(self, conn: Connection) -> None:
         """Execute every statement of the batch; the caller holds the transaction."""
         if self.requests:
             # The rollups follow by trigger (store.rollups).
             insert_rows(conn, INSERT_REQUESTS, [row for row, _ in self.requests])
             bodies = [body for _, body in self.requests if body is not None]
-            insert_rows(conn, INSERT_BODIES, bodies)
+            insert_rows(conn, INSERT_BODIES, bodies, UPSERT_BODIES_TAIL)
         if self.health:
             conn.executemany(INSERT_HEALTH, self.health)
             conn.executemany(UPSERT_HEALTH_LATEST, self.health)
@@ -352,6 +365,7 @@ class Batch:
             rec.session,
             rec.replay_of,
             bool(rec.client_closed),
+            self.instance,
         )
         body_row = None
         if body is not None and self.keep_bodies:
@@ -364,13 +378,21 @@ class Batch:
             "container": change.container,
             "ts": change.ts,
             "actor": change.actor,
+            "instance": self.instance,
         }
         for period in BUDGET_PERIODS:
             present = period in change.after
             value = change.after.get(period)
             override[period] = None if value is None else float(value)
             override[f"set_{period}"] = present
-        row = (change.ts, change.container, dumps(change.before), dumps(change.after), change.actor)
+        row = (
+            change.ts,
+            change.container,
+            dumps(change.before),
+            dumps(change.after),
+            change.actor,
+            self.instance,
+        )
         self.budgets.append((row, override))
 
 

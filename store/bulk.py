@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import functools
 import itertools
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
+
+from omen_store.dbapi import Connection
 
 # SQLite allows 32,766 parameters a statement; a chunk also stays a modest statement to parse.
 _MAX_PARAMS = 8192
 _MAX_ROWS = 256
 
 
-def insert_rows(
-    conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
-) -> None:
+def insert_rows(conn: Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
     """Run `head VALUES (?, ...), ... tail` over `rows`, all of one width, in chunks."""
     if not rows:
         return

@@ -1,8 +1,11 @@
-"""Errors the store raises, and SQLite's failures in an operator's words."""
+"""Errors the store raises, and the databases' failures in an operator's words."""
 
 from __future__ import annotations
 
 import sqlite3
+
+import psycopg
+from psycopg import errors as pg_errors
 
 
 class StoreError(Exception):
@@ -43,6 +46,10 @@ def in_words(exc: BaseException) -> str:
     """One line on why a store operation failed, SQLite's own message in brackets."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
+    if isinstance(exc, psycopg.Error):
+        # The first line says it (which server refused and why); the rest are hints.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return first.removeprefix("connection failed: ").replace("FATAL:  ", "")
     message = str(exc) or type(exc).__name__
     code = getattr(exc, "sqlite_errorcode", None)
     meaning = _MEANINGS.get(code & 0xFF) if isinstance(code, int) else None
@@ -66,13 +73,31 @@ def is_store_fault(exc: BaseException) -> bool:
         return False
     if isinstance(exc, sqlite3.DatabaseError):
         return not is_busy(exc)
+    if isinstance(exc, psycopg.Error):
+        # Connection lost, server gone or shutting down, disk full, read-only, out of
+        # resources: the database's trouble. A value or a constraint it refused: the record's.
+        return not is_busy(exc) and not isinstance(
+            exc,
+            psycopg.IntegrityError
+            | psycopg.DataError
+            | psycopg.ProgrammingError
+            | psycopg.NotSupportedError,
+        )
     return isinstance(exc, OSError | MemoryError)
 
 
 def is_busy(exc: BaseException) -> bool:
-    """Another connection holds the lock: wait, it is nobody's fault."""
+    """Another connection holds the lock (or, on PostgreSQL, two instances' transactions
+    deadlocked and this one was chosen to yield): wait and retry, it is nobody's fault."""
+    if isinstance(exc, _PG_BUSY):
+        return True
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF in _BUSY_CODES
 
 
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_PG_BUSY = (
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+    pg_errors.LockNotAvailable,
+)

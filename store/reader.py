@@ -11,13 +11,17 @@ import heapq
 import math
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 
-from omen_store.errors import StoreError, StoreMissingError
+from omen_store import pg_schema
+from omen_store.dbapi import Connection
+from omen_store.errors import StoreError, StoreMissingError, in_words
+from omen_store.pg import PgConnection, display, is_postgres
 from omen_store.records import LEVELS, Level
 from omen_store.rollups import hour_name
 from omen_store.rows import (
@@ -41,7 +45,7 @@ _REQUEST_COLUMNS = (
     "id, ts, container, key_id, kind, requested_model, model, provider, endpoint, intent, "
     "strategy, stream, status, latency_ms, ttft_ms, prompt_tokens, completion_tokens, "
     "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cache_saved_usd, reason, "
-    "decision, error, trace_id, session, replay_of, client_closed, seq"
+    "decision, error, trace_id, session, replay_of, client_closed, seq, instance"
 )
 # The rollups' counters, summed; SpendTotals' field order.
 _COUNTERS = (
@@ -49,28 +53,45 @@ _COUNTERS = (
     "cached_tokens, cache_write_tokens, cache_saved_usd"
 )
 _TOTALS = ", ".join(f"sum({name})" for name in _COUNTERS.split(", "))
-_HEALTH_COLUMNS = "ts, provider, endpoint, healthy, latency_ms, error, in_flight"
+_HEALTH_COLUMNS = "ts, provider, endpoint, healthy, latency_ms, error, in_flight, instance"
 _GPU_COLUMNS = (
     "ts, provider, endpoint, loaded_models, vram_used_bytes, vram_total_bytes, "
-    "gpu_util_percent, in_flight"
+    "gpu_util_percent, in_flight, instance"
 )
+# PostgreSQL hands out `seq` at insert and makes rows visible at commit, so with several
+# writers a row can appear below a seq already read: a follower re-reads this many seqs
+# below its mark and skips the ones it has seen.
+_PG_FOLLOW_LOOKBACK = 2000
 
 Params = Sequence[Any]
 
 
 class StoreReader:
-    """Read-only access to the store file written by `omen serve`."""
+    """Read-only access to the store written by `omen serve`: a SQLite file, or a fleet's
+    PostgreSQL database (a postgresql:// URL)."""
 
     def __init__(self, path: str | Path) -> None:
+        self._lock = threading.Lock()
+        # PostgreSQL follows (_follow_postgres): the seqs returned lately, the mark the
+        # last call left the caller at, and the mark the follow started from.
+        self._followed: dict[int, None] = {}
+        self._follow_last: int | None = None
+        self._follow_floor = 0
+        self.postgres = is_postgres(path)
+        if self.postgres:
+            self.path: Path | str = str(path)
+            self._conn: Connection = self._open_postgres(str(path))
+            return
         self.path = Path(path)
         if not self.path.is_file():
             raise StoreMissingError(str(path))
         uri = self.path.resolve().as_uri() + "?mode=ro"
         try:
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA query_only = ON")
-            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._conn = conn
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = ON")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read the store at {path}: {exc}") from exc
         if version == 0:
@@ -82,7 +103,29 @@ class StoreReader:
                 f"the store at {path} has schema version {version}, this omen reads "
                 f"{SCHEMA_VERSION}: start `omen serve` once to migrate it"
             )
-        self._lock = threading.Lock()
+
+    @staticmethod
+    def _open_postgres(url: str) -> Connection:
+        where = display(url)
+        try:
+            conn = PgConnection(url, read_only=True, name="omen reader")
+        except Exception as exc:
+            raise StoreError(f"cannot read the store at {where}: {in_words(exc)}") from None
+        try:
+            version = pg_schema.schema_version(conn)
+        except Exception as exc:
+            conn.close()
+            raise StoreError(f"cannot read the store at {where}: {in_words(exc)}") from None
+        if version == 0:
+            conn.close()
+            raise StoreMissingError(where)
+        if version < SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"the store at {where} has schema version {version}, this omen reads "
+                f"{SCHEMA_VERSION}: start `omen serve` once to migrate it"
+            )
+        return conn
 
     def close(self) -> None:
         self._conn.close()
@@ -104,6 +147,7 @@ class StoreReader:
         since_ts: float | None = None,
         after_rowid: int | None = None,
         limit: int = 100,
+        instance: str | None = None,
     ) -> list[RequestRow]:
         """Requests matching every given filter; `level` is a minimum ("warn": warn + error).
 
@@ -119,6 +163,9 @@ class StoreReader:
         if provider is not None:
             filters.append("provider = ?")
             params.append(provider)
+        if instance is not None:
+            filters.append("instance = ?")
+            params.append(instance)
         if since_ts is not None:
             filters.append("ts >= ?")
             params.append(since_ts)
@@ -130,6 +177,8 @@ class StoreReader:
                 filters.append(f"level IN ({', '.join('?' * len(levels))})")
                 params.extend(levels)
             filters.append("seq > ?")
+            if self.postgres:
+                return self._follow_postgres(filters, [*params, after_rowid], limit)
             params.append(after_rowid)
             sql = (
                 f"SELECT {_REQUEST_COLUMNS} FROM requests NOT INDEXED "
@@ -149,6 +198,58 @@ class StoreReader:
         ]
         merged = heapq.merge(*per_level, key=lambda row: (row.ts, row.rowid), reverse=True)
         return [row for row, _ in zip(merged, range(limit), strict=False)]
+
+    def _follow_postgres(
+        self, filters: list[str], params: list[Any], limit: int
+    ) -> list[RequestRow]:
+        """recent_requests(after_rowid=...) on PostgreSQL: rows above the caller's mark, and
+        rows committed late below it (see _PG_FOLLOW_LOOKBACK), each returned once. A mark
+        that is not where the last call left off starts a new follow from there."""
+        after = params[-1]
+        seen = self._followed
+        if after != self._follow_last:
+            self._follow_floor = after
+            seen.clear()
+        lower = max(self._follow_floor, after - _PG_FOLLOW_LOOKBACK)
+        sql = (
+            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE {' AND '.join(filters)} "
+            "ORDER BY seq LIMIT ?"
+        )
+        candidates = self._request_rows(sql, [*params[:-1], lower, limit + len(seen)])
+        rows = [row for row in candidates if row.rowid not in seen][:limit]
+        for row in rows:
+            seen[row.rowid] = None
+        self._follow_last = max([after, *(row.rowid for row in rows)])
+        for seq in [seq for seq in seen if seq <= self._follow_last - _PG_FOLLOW_LOOKBACK]:
+            del seen[seq]
+        return rows
+
+    def stream_requests(
+        self, columns: str, *, since_ts: float | None, container: str | None, chunk: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """`columns` of every request since `since_ts` (of one container, or all), `chunk`
+        rows at a time, from one consistent snapshot (the ts or container+ts index; for
+        `omen whatif`, which reads up to millions of rows without holding them all)."""
+        filters: list[str] = []
+        params: list[Any] = []
+        if container is not None:
+            filters.append("container = ?")
+            params.append(container)
+        if since_ts is not None:
+            filters.append("ts >= ?")
+            params.append(since_ts)
+        where = f" WHERE {' AND '.join(filters)}" if filters else ""
+        sql = f"SELECT {columns} FROM requests{where}"
+        with self._lock:
+            try:
+                if isinstance(self._conn, PgConnection):
+                    yield from self._conn.stream(sql, params, chunk)
+                    return
+                cursor = self._conn.execute(sql, params)  # one statement: one read snapshot
+                while rows := cursor.fetchmany(chunk):
+                    yield rows
+            except (sqlite3.DatabaseError, psycopg.Error) as exc:
+                raise StoreError(f"store query failed: {in_words(exc)}") from exc
 
     def get_request(self, request_id: str) -> RequestRow | None:
         rows = self._request_rows(
@@ -216,7 +317,8 @@ class StoreReader:
         first_full_hour = math.ceil(since_ts / 3600) * 3600
         hourly_sql = f"SELECT {_TOTALS} FROM spend_hourly WHERE hour >= ?"
         edge_sql = (
-            "SELECT count(*), sum(level = 'error'), sum(prompt_tokens), "
+            "SELECT count(*), sum(CASE WHEN level = 'error' THEN 1 ELSE 0 END), "
+            "sum(prompt_tokens), "
             "sum(completion_tokens), sum(cost_usd), sum(latency_ms), sum(cached_tokens), "
             "sum(cache_write_tokens), sum(cache_saved_usd) FROM requests "
             "WHERE ts >= ? AND ts < ?"
@@ -322,7 +424,8 @@ class StoreReader:
     def latest_health(self) -> list[HealthRow]:
         """The newest sample of every endpoint (kept by the writer in health_latest)."""
         rows = self._all(
-            f"SELECT {_HEALTH_COLUMNS} FROM health_latest ORDER BY provider, endpoint", []
+            f"SELECT {_HEALTH_COLUMNS} FROM health_latest ORDER BY provider, endpoint, instance",
+            [],
         )
         return [_health_row(row) for row in rows]
 
@@ -338,7 +441,9 @@ class StoreReader:
         return [_health_row(row) for row in reversed(rows)]
 
     def latest_gpu(self) -> list[GpuRow]:
-        rows = self._all(f"SELECT {_GPU_COLUMNS} FROM gpu_latest ORDER BY provider, endpoint", [])
+        rows = self._all(
+            f"SELECT {_GPU_COLUMNS} FROM gpu_latest ORDER BY provider, endpoint, instance", []
+        )
         return [_gpu_row(row) for row in rows]
 
     def gpu_history(
@@ -356,15 +461,18 @@ class StoreReader:
 
     def drains(self) -> dict[tuple[str, str], DrainRow]:
         """Persisted drain state of every endpoint ever drained (drained False once undone)."""
-        rows = self._all("SELECT provider, endpoint, drained, reason, actor, ts FROM drains", [])
+        rows = self._all(
+            "SELECT provider, endpoint, drained, reason, actor, ts, instance FROM drains", []
+        )
         return {
-            (row[0], row[1]): DrainRow(row[0], row[1], bool(row[2]), row[3], row[4], row[5])
+            (row[0], row[1]): DrainRow(row[0], row[1], bool(row[2]), row[3], row[4], row[5], row[6])
             for row in rows
         }
 
     def budget_overrides(self) -> dict[str, BudgetOverrideRow]:
         rows = self._all(
-            "SELECT container, daily, weekly, monthly, ts, actor FROM budget_overrides", []
+            "SELECT container, daily, weekly, monthly, ts, actor, instance FROM budget_overrides",
+            [],
         )
         return {row[0]: BudgetOverrideRow(*row) for row in rows}
 
@@ -388,14 +496,16 @@ class StoreReader:
 
     def audit_rows(self, *, since_ts: float | None = None, limit: int = 100) -> list[AuditRow]:
         """Audit rows, newest first."""
-        sql = "SELECT id, ts, actor, action, target, before, after, detail FROM audit"
+        sql = "SELECT id, ts, actor, action, target, before, after, detail, instance FROM audit"
         params: list[Any] = []
         if since_ts is not None:
             sql += " WHERE ts >= ?"
             params.append(since_ts)
         sql += " ORDER BY ts DESC LIMIT ?"
         return [
-            AuditRow(row[0], row[1], row[2], row[3], row[4], _json(row[5]), _json(row[6]), row[7])
+            AuditRow(
+                row[0], row[1], row[2], row[3], row[4], _json(row[5]), _json(row[6]), row[7], row[8]
+            )
             for row in self._all(sql, [*params, limit])
         ]
 
@@ -424,8 +534,8 @@ class StoreReader:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"store query failed: {exc}") from exc
+            except (sqlite3.DatabaseError, psycopg.Error) as exc:
+                raise StoreError(f"store query failed: {in_words(exc)}") from exc
 
     def _one(self, sql: str, params: Params) -> tuple[Any, ...] | None:
         rows = self._all(sql, params)
@@ -481,15 +591,18 @@ def _request_row(row: tuple[Any, ...]) -> RequestRow:
         row[27],
         bool(row[28]),
         rowid=row[29],
+        instance=row[30],
     )
 
 
 def _health_row(row: tuple[Any, ...]) -> HealthRow:
-    return HealthRow(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+    return HealthRow(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6], row[7])
 
 
 def _gpu_row(row: tuple[Any, ...]) -> GpuRow:
-    return GpuRow(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7])
+    return GpuRow(
+        row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7], row[8]
+    )
 
 
 def _json(text: str | None) -> Any:

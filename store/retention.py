@@ -7,8 +7,9 @@ records between steps. Request rows and the daily/hourly rollups are never prune
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from omen_store.dbapi import Connection
 
 CHUNK = 5000
 
@@ -71,7 +72,7 @@ class PruneJob:
         return cls(bodies_before=bodies, samples_before=samples)
 
 
-def prune_step(conn: sqlite3.Connection, job: PruneJob) -> bool:
+def prune_step(conn: Connection, job: PruneJob) -> bool:
     """Delete one chunk per table in one transaction; True when more remains to delete."""
     more = False
     conn.execute("BEGIN IMMEDIATE")

@@ -13,6 +13,7 @@ class RequestRow(RequestRecord):
     """A stored request: every RequestRecord column (decision parsed) plus its rowid."""
 
     rowid: int = field(default=0, kw_only=True)
+    instance: str = field(default="", kw_only=True)  # the Omen instance that served it
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ class HealthRow:
     latency_ms: float | None
     error: str | None
     in_flight: int
+    instance: str = ""  # the instance that probed it: each sees the endpoint from where it runs
 
 
 @dataclass(slots=True)
@@ -85,6 +87,7 @@ class GpuRow:
     vram_total_bytes: int | None
     gpu_util_percent: float | None
     in_flight: int
+    instance: str = ""
 
 
 @dataclass(slots=True)
@@ -95,6 +98,7 @@ class DrainRow:
     reason: str | None
     actor: str
     ts: float
+    instance: str = ""  # through which instance it was set
 
 
 @dataclass(slots=True)
@@ -107,6 +111,7 @@ class BudgetOverrideRow:
     monthly: float | None
     ts: float
     actor: str
+    instance: str = ""
 
 
 @dataclass(slots=True)
@@ -129,6 +134,7 @@ class AuditRow:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     detail: str | None
+    instance: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The store's tables and their migrations; `PRAGMA user_version` is the applied version.
+"""The store's tables and their migrations; `PRAGMA user_version` is the applied version
+(PostgreSQL's twins of each migration are in store.pg_schema).
 
 Every query the console and CLI run is bounded by one of these indexes; the spend rollups
 exist so that nothing has to aggregate the request table. Migrations only ever append.
@@ -10,7 +11,10 @@ import os
 import sqlite3
 from pathlib import Path
 
+from omen_store import pg_schema
+from omen_store.dbapi import Connection
 from omen_store.errors import StoreUnusableError, in_words
+from omen_store.pg import PgConnection, display, is_postgres
 from omen_store.rollups import keep_rollups
 
 BUSY_TIMEOUT_MS = 5000
@@ -304,13 +308,77 @@ MIGRATIONS: list[str] = [
     CREATE INDEX requests_session_ts ON requests (ts, container, session)
         WHERE session IS NOT NULL;
     """,
+    # 6: every row names the instance that wrote it (server.instance): a fleet of instances
+    # shares one PostgreSQL store, and a SQLite file keeps the same columns. The newest health
+    # and GPU sample are kept per instance (each sees the endpoints from where it runs).
+    # Rows written before this version name no instance ('').
+    """
+    ALTER TABLE requests ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    CREATE INDEX requests_instance_ts ON requests (instance, ts);
+    ALTER TABLE health_samples ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    ALTER TABLE gpu_samples ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    ALTER TABLE budget_changes ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    ALTER TABLE drains ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    ALTER TABLE budget_overrides ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    ALTER TABLE feedback ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+
+    CREATE TABLE health_latest_6 (
+        instance   TEXT NOT NULL,
+        provider   TEXT NOT NULL,
+        endpoint   TEXT NOT NULL,
+        ts         REAL NOT NULL,
+        healthy    INTEGER NOT NULL,
+        latency_ms REAL,
+        error      TEXT,
+        in_flight  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (instance, provider, endpoint)
+    );
+    INSERT INTO health_latest_6
+        SELECT '', provider, endpoint, ts, healthy, latency_ms, error, in_flight
+        FROM health_latest;
+    DROP TABLE health_latest;
+    ALTER TABLE health_latest_6 RENAME TO health_latest;
+    CREATE TABLE gpu_latest_6 (
+        instance         TEXT NOT NULL,
+        provider         TEXT NOT NULL,
+        endpoint         TEXT NOT NULL,
+        ts               REAL NOT NULL,
+        loaded_models    TEXT NOT NULL,
+        vram_used_bytes  INTEGER,
+        vram_total_bytes INTEGER,
+        gpu_util_percent REAL,
+        in_flight        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (instance, provider, endpoint)
+    );
+    INSERT INTO gpu_latest_6
+        SELECT '', provider, endpoint, ts, loaded_models, vram_used_bytes, vram_total_bytes,
+               gpu_util_percent, in_flight
+        FROM gpu_latest;
+    DROP TABLE gpu_latest;
+    ALTER TABLE gpu_latest_6 RENAME TO gpu_latest;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+assert len(pg_schema.MIGRATIONS) == SCHEMA_VERSION, "each migration has its PostgreSQL twin"
 
 
-def connect_for_writing(path: str | Path) -> sqlite3.Connection:
-    """Open (creating if needed) the database for the writer, in WAL mode, migrated."""
+def connect_for_writing(target: str | Path, *, name: str = "omen") -> Connection:
+    """Open the store for the writer, migrated: a SQLite file (created if needed, in WAL
+    mode) or a PostgreSQL database (store.pg; `name` is the connection's application name)."""
+    if is_postgres(target):
+        conn = PgConnection(str(target), name=name)
+        try:
+            pg_schema.migrate(conn, SCHEMA_VERSION)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+    return _connect_sqlite(target)
+
+
+def _connect_sqlite(path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), isolation_level=None, check_same_thread=False, cached_statements=64
     )
@@ -332,6 +400,9 @@ def check_store(path: str | Path) -> None:
     Raises StoreUnusableError saying why in words. Corruption in pages no query touches here
     shows later, as a write failure (`StoreWriter.failure`).
     """
+    if is_postgres(path):
+        _check_postgres(str(path))
+        return
     path = Path(path)
     above = next((folder for folder in path.parents if folder.exists()), None)
     if above is not None and not above.is_dir():
@@ -352,11 +423,33 @@ def check_store(path: str | Path) -> None:
             conn.execute(f'SELECT * FROM "{table}" LIMIT 1').fetchall()
         conn.execute("SELECT max(seq) FROM requests").fetchone()  # the pages writes append to
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT OR REPLACE INTO spilled_batches (id, ts) VALUES ('check', 0)")
+        conn.execute(
+            "INSERT INTO spilled_batches (id, ts) VALUES ('check', 0) ON CONFLICT DO NOTHING"
+        )
         conn.execute("DELETE FROM spilled_batches WHERE id = 'check'")
         conn.execute("COMMIT")
     except (sqlite3.Error, OSError) as exc:
         raise StoreUnusableError(str(path), in_words(exc) + _why_not_writable(path)) from None
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _check_postgres(url: str) -> None:
+    """check_store for a PostgreSQL URL: connect, migrate, read every table, write nothing."""
+    conn = None
+    try:
+        conn = connect_for_writing(url, name="omen check")
+        for table in pg_schema.TABLES:
+            conn.execute(f'SELECT * FROM "{table}" LIMIT 1').fetchall()
+        conn.execute("BEGIN")
+        conn.execute(
+            "INSERT INTO spilled_batches (id, ts) VALUES ('check', 0) ON CONFLICT DO NOTHING"
+        )
+        conn.execute("DELETE FROM spilled_batches WHERE id = 'check'")
+        conn.execute("COMMIT")
+    except Exception as exc:
+        raise StoreUnusableError(display(url), in_words(exc)) from None
     finally:
         if conn is not None:
             conn.close()

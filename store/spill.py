@@ -11,6 +11,7 @@ the file is next opened.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,9 +22,14 @@ class SpillFull(Exception):
     """Appending would take the file past its size limit."""
 
 
-def default_spill_path(database: Path) -> Path:
-    """Next to the database, like its -wal and -shm files."""
-    return database.with_name(database.name + "-spill.jsonl")
+def default_spill_path(database: Path | str, instance: str = "") -> Path:
+    """Next to a SQLite file, like its -wal and -shm files. A PostgreSQL store has no folder
+    of its own: the instance's state folder ($XDG_STATE_HOME/omen, ~/.local/state/omen)."""
+    if isinstance(database, Path):
+        return database.with_name(database.name + "-spill.jsonl")
+    state = os.environ.get("XDG_STATE_HOME") or "~/.local/state"
+    name = re.sub(r"[^\w.-]", "_", instance) or "omen"
+    return Path(state).expanduser() / "omen" / f"{name}-spill.jsonl"
 
 
 class SpillFile:
@@ -63,6 +69,7 @@ class SpillFile:
         if self._size + len(line) > self.max_size:
             raise SpillFull(f"the spill file has reached spill_max_size ({self.max_size} bytes)")
         if self._appender is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._appender = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open
         view = memoryview(line)
         try:

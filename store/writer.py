@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import logging
 import queue
-import sqlite3
 import sys
 import threading
 import time
@@ -36,7 +35,9 @@ from typing import Any
 
 from omen_store.backlog import Backlog, OnFailure, rollback
 from omen_store.batch import Batch
+from omen_store.dbapi import Connection
 from omen_store.errors import is_busy, is_store_fault
+from omen_store.pg import display, is_postgres
 from omen_store.records import (
     AuditRecord,
     BudgetChange,
@@ -92,6 +93,7 @@ class StoreWriter:
         self,
         path: str | Path,
         *,
+        instance: str = "",
         flush_interval: float = 0.1,
         max_batch: int = 2000,
         keep_bodies: bool = True,
@@ -107,29 +109,35 @@ class StoreWriter:
             raise ValueError("max_batch must be at least 1")
         if on_failure not in ("refuse", "spill"):
             raise ValueError("on_failure must be 'refuse' or 'spill'")
-        self.path = Path(path)
+        # A SQLite file's path, or a PostgreSQL URL (store.pg): a fleet's shared store.
+        self.postgres = is_postgres(path)
+        self.path: Path | str = str(path) if self.postgres else Path(path)
+        self.instance = instance  # names every row this writer writes
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self.keep_bodies = keep_bodies
         self.spill = SpillFile(
-            Path(spill_path) if spill_path else default_spill_path(self.path), spill_max_size
+            Path(spill_path) if spill_path else default_spill_path(self.path, instance),
+            spill_max_size,
         )
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._put = self._queue.put
         self._wake = threading.Event()  # set by flush()/close() to cut a collection short
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
         self._close_lock = threading.Lock()
         self._prunes_in_progress = 0
         self._stats = WriterStats()
         self._backlog = Backlog(
-            self.path,
+            display(self.path),
             self.spill,
             self._stats,
             on_failure=on_failure,
             retry_interval=retry_interval,
             max_held_bytes=max_held_bytes,
+            # Replays are recorded in the store: on a shared one, each instance's are its own.
+            spill_prefix=f"{instance}/" if self.postgres else "",
         )
         # Written by the writer thread only; read by anyone.
         self._in_batch = 0  # records of the batch being written
@@ -148,8 +156,9 @@ class StoreWriter:
             raise RuntimeError("StoreWriter already started")
         if self._closed:
             raise RuntimeError("StoreWriter is closed")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect_for_writing(self.path)
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = connect_for_writing(self.path, name=f"omen-writer {self.instance}")
         self.spill.open()
         if self.spill.pending:
             log.warning(
@@ -158,8 +167,11 @@ class StoreWriter:
                 self.spill.path,
                 self.spill.size,
             )
-        else:  # the ids of a replay that finished are no longer needed
-            self._conn.execute("DELETE FROM spilled_batches")
+        else:  # the ids of this instance's finished replay are no longer needed
+            prefix = self._backlog.spill_prefix
+            self._conn.execute(
+                "DELETE FROM spilled_batches WHERE substr(id, 1, ?) = ?", (len(prefix), prefix)
+            )
         # Every SQLite call lets go of the GIL; while the event loop is busy, the writer then
         # waits up to a switch interval to get it back, several times a batch: at the default
         # 5 ms that adds ~50 ms of lag at 1,000 req/s (bench/store_kill.py), at 1 ms ~10 ms.
@@ -347,7 +359,7 @@ class StoreWriter:
                 deadline = 0.0
         return batch
 
-    def _process(self, conn: sqlite3.Connection, items: list[Item]) -> bool:
+    def _process(self, conn: Connection, items: list[Item]) -> bool:
         """Commit the records among `items`, then act on its control markers.
 
         Returns False once the stop marker has been handled.
@@ -378,7 +390,7 @@ class StoreWriter:
         self._oldest = backlog.oldest
         return keep_running
 
-    def _finish(self, conn: sqlite3.Connection) -> None:
+    def _finish(self, conn: Connection) -> None:
         """On close: write what raced in after the stop marker; keep what cannot be written."""
         leftovers = _drain(self._queue)
         records = [item for item in leftovers if type(item[0]) is not str]
@@ -392,9 +404,9 @@ class StoreWriter:
             if marker is _FLUSH:
                 payload.set()
 
-    def _commit(self, conn: sqlite3.Connection, records: list[Item]) -> None:
+    def _commit(self, conn: Connection, records: list[Item]) -> None:
         began = _monotonic()
-        batch = Batch(keep_bodies=self.keep_bodies)
+        batch = Batch(keep_bodies=self.keep_bodies, instance=self.instance)
         failures = 0
         for record, body, _ in records:
             try:
@@ -424,9 +436,7 @@ class StoreWriter:
                     )
             self._in_batch = 0
 
-    def _write(
-        self, conn: sqlite3.Connection, batch: Batch, spill_id: str | None = None
-    ) -> Batch | None:
+    def _write(self, conn: Connection, batch: Batch, spill_id: str | None = None) -> Batch | None:
         """Commit what the database takes of `batch`; returns what is left of it because the
         store itself fails (and sets `failure`), None when nothing is."""
         try:
@@ -449,7 +459,7 @@ class StoreWriter:
         return None
 
     def _write_one_by_one(
-        self, conn: sqlite3.Connection, batch: Batch, spill_id: str | None
+        self, conn: Connection, batch: Batch, spill_id: str | None
     ) -> Batch | None:
         """After a batch the database refused: keep every record it takes, log the others."""
         singles = list(batch.split())
@@ -479,9 +489,7 @@ class StoreWriter:
                 raise
         return None
 
-    def _write_retrying(
-        self, conn: sqlite3.Connection, batch: Batch, spill_id: str | None = None
-    ) -> None:
+    def _write_retrying(self, conn: Connection, batch: Batch, spill_id: str | None = None) -> None:
         """One transaction; a busy database (another writer holding the lock) is waited out."""
         attempt = 0
         began = _monotonic()
@@ -489,7 +497,7 @@ class StoreWriter:
             try:
                 _write(conn, batch, spill_id)
                 return
-            except sqlite3.OperationalError as exc:
+            except Exception as exc:
                 attempt += 1
                 if not is_busy(exc) or (self._closed and attempt >= 3):
                     raise
@@ -505,7 +513,7 @@ class StoreWriter:
         self._last_commit = _monotonic()
         self._backlog.recovered()
 
-    def _prune(self, conn: sqlite3.Connection, job: PruneJob) -> None:
+    def _prune(self, conn: Connection, job: PruneJob) -> None:
         try:
             more = prune_step(conn, job)
         except Exception:
@@ -524,7 +532,7 @@ class StoreWriter:
             log.info("store: pruned %d old bodies and samples", job.deleted)
 
 
-def _write(conn: sqlite3.Connection, batch: Batch, spill_id: str | None) -> None:
+def _write(conn: Connection, batch: Batch, spill_id: str | None) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         batch.write(conn)

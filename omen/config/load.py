@@ -27,7 +27,7 @@ from omen.config.model import (
 Table = dict[str, Any]
 
 # Keys a Boltfile's [services.NAME.omen] holds for Bolt itself (where to find Omen), not for Omen.
-_BOLTFILE_CLIENT_KEYS = ("endpoint", "local_endpoint")
+_BOLTFILE_CLIENT_KEYS = ("endpoint",)
 
 
 @dataclass
@@ -244,10 +244,12 @@ class _EnvOverrides(BaseSettings):
     bind: str | None = None
     database: str | None = None
     redis_url: str | None = None
+    instance: str | None = None
     log_level: str | None = None
     log_format: str | None = None
     ollama_endpoints: str | None = None
     ollama_endpoint: str | None = None  # the seed's per-container deployment spells it so
+    providers: str | None = None  # the seed's per-container deployment: which ones are enabled
     server: dict[str, Any] = {}
     routing: dict[str, Any] = {}
 
@@ -272,7 +274,7 @@ def _apply_env_overrides(
         problems.append(Problem("environment", str(exc)))
         return
     overrides: list[tuple[str, tuple[str, ...], Any]] = []  # (variable, path, value)
-    for key in ("bind", "database", "redis_url", "log_level", "log_format"):
+    for key in ("bind", "database", "redis_url", "instance", "log_level", "log_format"):
         if key in found:
             overrides.append((f"OMEN_{key.upper()}", ("server", key), found[key]))
     for section in ("server", "routing"):
@@ -286,6 +288,32 @@ def _apply_env_overrides(
     for variable, path, value in overrides:
         if _set_in(raw, path, value):
             origins.env_var[".".join(path)] = variable
+    if found.get("providers") is not None:
+        _enable_only(raw, found["providers"], origins, problems)
+
+
+def _enable_only(raw: Table, names: str, origins: _Origins, problems: list[Problem]) -> None:
+    """OMEN_PROVIDERS=ollama,anthropic: exactly these providers are enabled, every other one
+    (configured, or the built-in local Ollama) is disabled. A provider type the file does not
+    configure is added with its defaults, so an image can run from the environment alone."""
+    wanted = list(dict.fromkeys(name.strip() for name in names.split(",") if name.strip()))
+    if not wanted:
+        problems.append(Problem("providers", "$OMEN_PROVIDERS is set but names no provider"))
+        return
+    providers = raw.setdefault("providers", {"ollama": {}})  # the default a file may leave out
+    if not isinstance(providers, dict):
+        return  # validation reports the section itself
+    known = sorted({*providers, *PROVIDER_TYPES})
+    for name in wanted:
+        if name not in known:
+            message = f"unknown provider {name!r} in $OMEN_PROVIDERS (known: {', '.join(known)})"
+            problems.append(Problem("providers", message))
+        elif name not in providers:
+            providers[name] = {}
+            origins.env_var[f"providers.{name}"] = "OMEN_PROVIDERS"
+    for name, table in providers.items():
+        if isinstance(table, dict):
+            table["enabled"] = name in wanted
 
 
 def _leaves(values: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
@@ -445,8 +473,11 @@ def _table_names(raw: Table, section: str, validated: Mapping[str, Any]) -> set[
     return set(tables) if isinstance(tables, dict) else set(validated)
 
 
-def _database_path(database: Path, config_path: Path | None, from_env: bool) -> Path:
-    """A relative path is relative to the config file, or to the working directory without one."""
+def _database_path(database: Path | str, config_path: Path | None, from_env: bool) -> Path | str:
+    """A relative path is relative to the config file, or to the working directory without one.
+    A PostgreSQL URL is kept as it is."""
+    if isinstance(database, str):
+        return database
     if str(database) == ":memory:":
         return database
     database = database.expanduser()

@@ -3,6 +3,7 @@
 import difflib
 import ipaddress
 import re
+import socket
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,15 @@ def check_http_url(url: str) -> str:
 
 class ServerConfig(Section):
     bind: str = "127.0.0.1:8080"
-    database: Path = Path("omen.db")
+    # A SQLite file (a Path), or the PostgreSQL database a fleet of instances shares (a
+    # postgresql:// URL, kept as the string it is).
+    database: Path | str = Path("omen.db")
+    # This instance's name on every row it writes and in the fleet's console (a fleet needs
+    # one name per instance); default: the host name.
+    instance: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    # How often each instance of a fleet (a PostgreSQL store) takes the drains and budget
+    # overrides made through the others.
+    fleet_refresh: Duration = Field(default=2.0, gt=0)
     redis_url: str = ""
     # Every Redis key Omen writes starts with this: instances sharing limits and sessions use
     # one prefix; two fleets (or two test runs) on one Redis use two.
@@ -91,6 +100,23 @@ class ServerConfig(Section):
     spill_max_size: Size = Field(default=256 * 1024 * 1024, gt=0)
     time_zone: str = "UTC"
     default_max_tokens: int = Field(default=1024, ge=1)
+
+    @field_validator("instance", mode="before")
+    @classmethod
+    def _instance_defaults_to_host(cls, value: object) -> object:
+        return socket.gethostname() if value == "" else value  # SPEC: "" means the host name
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database_is_path_or_url(cls, value: object) -> object:
+        if isinstance(value, str) and "://" in value:
+            if not value.startswith(("postgresql://", "postgres://")):
+                raise ValueError(
+                    f"{value.split('://')[0]}:// is not a store; use a SQLite path or a "
+                    "postgresql:// URL"
+                )
+            return value
+        return Path(value) if isinstance(value, str) else value
 
     @field_validator("bind")
     @classmethod
@@ -214,6 +240,8 @@ class EndpointConfig(Section):
     url: str
     name: str = ""  # defaults to the url's host:port; drain and the console name endpoints by it
     gpu_metrics_url: str | None = None
+    # Hybrid mode: only this container's requests go here (a box beside it); None: everyone's.
+    container: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -426,10 +454,26 @@ class ContainerConfig(Section):
     latency_weight: float | None = Field(default=None, ge=0)
     quality_weight: float | None = Field(default=None, ge=0)
     latency_target_ms: float | None = Field(default=None, ge=0)
+    # Hybrid mode (the seed's Boltfile key): an Ollama only this container uses. It joins
+    # [providers.ollama] as the endpoint `local-NAME`, reserved for this container.
+    local_endpoint: str | None = None
     quotas: QuotaConfig = QuotaConfig()
     budget: BudgetConfig = BudgetConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
     routing: ContainerRouting = ContainerRouting()
+
+    @field_validator("local_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+
+LOCAL_PROVIDER = "ollama"  # the provider a container's local_endpoint joins
+
+
+def local_endpoint_name(container: str) -> str:
+    """The endpoint name of a container's local_endpoint: what drains and the console use."""
+    return f"local-{container}"
 
 
 def _default_providers() -> dict[str, ProviderConfig]:
@@ -458,6 +502,25 @@ class OmenConfig(Section):
                     for key, table in tables.items()
                 }
         return data
+
+    @model_validator(mode="after")
+    def _local_endpoints_join_ollama(self) -> "OmenConfig":
+        """Each container's local_endpoint becomes an endpoint of the Ollama provider reserved
+        for it, so probes, model discovery, GPU readings and drains treat it like any box."""
+        for name, container in self.containers.items():
+            if container.local_endpoint is None or not container.enabled:
+                continue
+            endpoint = EndpointConfig(
+                url=container.local_endpoint, name=local_endpoint_name(name), container=name
+            )
+            provider = self.providers.get(LOCAL_PROVIDER)
+            if provider is None:  # a config without shared Ollama boxes: only reserved ones
+                self.providers[LOCAL_PROVIDER] = ProviderConfig(
+                    name=LOCAL_PROVIDER, type="ollama", endpoints=[endpoint]
+                )
+            elif provider.type == "ollama":
+                provider.endpoints.append(endpoint)
+        return self
 
 
 @dataclass
@@ -531,10 +594,13 @@ def cross_check(
             warn(f"{path}.region", "not set and neither is $AWS_REGION; provider unusable")
         seen: dict[str, int] = {}
         for index, endpoint in enumerate(provider.endpoints):
+            where = _endpoint_path(config, name, index, endpoint)
             if endpoint.name in seen:
                 other = f"{path}.endpoints.{seen[endpoint.name]}"
-                error(f"{path}.endpoints.{index}", f"same endpoint name as {other}")
+                error(where, f"same endpoint name as {other}")
             seen.setdefault(endpoint.name, index)
+            if endpoint.container is not None and endpoint.container not in containers:
+                error(f"{where}.container", _undefined("container", endpoint.container, containers))
 
     # Keys are compared by value, and named by where they were written, never by what they are.
     key_owner: dict[str, str] = {}
@@ -567,12 +633,53 @@ def cross_check(
         weights = (container.cost_weight, container.latency_weight, container.quality_weight)
         if weights == (0, 0, 0):
             error(path, "cost_weight, latency_weight and quality_weight are all 0")
+        if container.local_endpoint is not None and container.enabled:
+            problems.extend(_check_local_endpoint(config, name, container))
 
     has_keys = any(k.key for k in config.auth.api_keys)
     has_keys = has_keys or any(c.api_key for c in config.containers.values())
     if not has_keys and not _is_loopback(config.server.host):
         warn("server.bind", "no API key is configured; without one Omen serves only on loopback")
     return problems
+
+
+def _endpoint_path(config: OmenConfig, provider: str, index: int, endpoint: EndpointConfig) -> str:
+    """Where an endpoint was written: a container's local_endpoint, or the provider's list."""
+    owner = config.containers.get(endpoint.container or "")
+    if (
+        provider == LOCAL_PROVIDER
+        and owner is not None
+        and endpoint.name == local_endpoint_name(owner.name)
+        and endpoint.url == owner.local_endpoint
+    ):
+        return f"containers.{owner.name}.local_endpoint"
+    return f"providers.{provider}.endpoints.{index}"
+
+
+def _check_local_endpoint(
+    config: OmenConfig, name: str, container: ContainerConfig
+) -> list[Problem]:
+    """A local_endpoint that would never be routed to, or that is not private at all."""
+    where = f"containers.{name}.local_endpoint"
+    provider = config.providers[LOCAL_PROVIDER]  # the config validator made sure of it
+    if provider.type != "ollama":
+        message = f"joins providers.{LOCAL_PROVIDER}, which is of type {provider.type!r} here"
+        return [Problem(where, message + "; name that table otherwise")]
+    unused = "so this endpoint is not used"
+    if not provider.enabled:
+        return [Problem(where, f"provider {LOCAL_PROVIDER!r} is disabled, {unused}", "warning")]
+    allowed = container.allowed_providers
+    if allowed is not None and LOCAL_PROVIDER not in allowed:
+        message = f"{LOCAL_PROVIDER!r} is not in this container's allowed_providers, {unused}"
+        return [Problem(where, message, "warning")]
+    for index, endpoint in enumerate(provider.endpoints):
+        if endpoint.container is None and endpoint.url == container.local_endpoint:
+            message = (
+                f"the same URL as providers.{LOCAL_PROVIDER}.endpoints.{index}, "
+                "which every container uses: this box is not reserved"
+            )
+            return [Problem(where, message, "warning")]
+    return []
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -84,8 +83,28 @@ class AdminApi:
         self.admin(request)
         now = time.monotonic()
         endpoints = [state.as_dict(now) for state in self.daemon.fleet.endpoints.values()]
+        shared = self.daemon.shared
+        if shared is not None:  # a fleet: every instance's newest view of each endpoint
+            views: dict[tuple[str, str], list[dict[str, object]]] = {}
+            for row in shared.views:
+                views.setdefault((row.provider, row.endpoint), []).append(
+                    {
+                        "instance": row.instance,
+                        "healthy": row.healthy,
+                        "checked_at": row.ts,
+                        "latency_ms": row.latency_ms,
+                        "error": row.error,
+                        "in_flight": row.in_flight,
+                    }
+                )
+            for entry in endpoints:
+                entry["instances"] = views.get((str(entry["provider"]), str(entry["endpoint"])), [])
         return json_response(
-            {"providers": self.daemon.fleet.provider_status(), "endpoints": endpoints}
+            {
+                "instance": self.daemon.config.server.instance,
+                "providers": self.daemon.fleet.provider_status(),
+                "endpoints": endpoints,
+            }
         )
 
     async def drain(self, request: Request) -> Response:
@@ -116,6 +135,8 @@ class AdminApi:
         actor = actor_of(principal)
         writer = self.daemon.writer
         writer.record_drain(DrainChange(now, state.provider, state.name, drained, reason, actor))
+        if self.daemon.shared is not None:
+            self.daemon.shared.note_drain(state.provider, state.name, now)
         writer.record_audit(
             AuditRecord(
                 ts=now,
@@ -190,6 +211,8 @@ class AdminApi:
         self.daemon.writer.record_budget_change(
             BudgetChange(now, name, before, dict(changes), actor)
         )
+        if self.daemon.shared is not None:
+            self.daemon.shared.note_override(name, now)
         self.daemon.writer.record_audit(
             AuditRecord(
                 ts=now,
@@ -318,15 +341,13 @@ class AdminApi:
         return Response(report, media_type="application/json")
 
     @staticmethod
-    def _whatif(rerouter: Rerouter, database: Path, since_ts: float, container: str | None) -> str:
+    def _whatif(
+        rerouter: Rerouter, database: Path | str, since_ts: float, container: str | None
+    ) -> str:
         try:
             scan(database, rerouter, since_ts=since_ts, container=container)
         except StoreError as exc:
             raise ApiError(503, f"what-if: {exc}", code="store_unavailable") from None
-        except sqlite3.Error as exc:
-            raise ApiError(
-                503, f"what-if cannot read the store: {exc}", code="store_unavailable"
-            ) from None
         return report_json(rerouter, since_ts, container)
 
     def _load(self, request_id: str) -> tuple[RequestRow | None, dict[str, Any] | None]:

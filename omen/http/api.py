@@ -343,11 +343,14 @@ class Api:
         return json_response(shape(count.tokens), headers=headers)
 
     async def models(self, request: Request) -> Response:
-        self.authenticate(request)
+        # A key bound to a container lists what that container can reach; an unbound key
+        # may act for any container, so it sees the whole fleet.
+        container = self.authenticate(request).container
         created = int(self.daemon.started_at)
         data = [{"id": "auto", "object": "model", "created": created, "owned_by": "omen"}]
         seen = {"auto"}
-        tables = (self.daemon.fleet.chat_models(), self.daemon.fleet.embedding_models())
+        fleet = self.daemon.fleet
+        tables = (fleet.chat_models(container), fleet.embedding_models(container))
         for table in tables:
             for provider, models in table.items():
                 for model in models:

@@ -25,7 +25,7 @@ from omen.limits.base import (
     Verdict,
 )
 from omen.limits.memory import MemoryLimits
-from omen_store import StoreReader, StoreWriter
+from omen_store import BudgetOverrideRow, StoreReader, StoreWriter
 
 log = logging.getLogger("omen.limits")
 
@@ -109,11 +109,7 @@ class UsageControl:
     def restore(self, reader: StoreReader) -> None:
         """Overrides and alerts from the store; counters too for the in-process backend."""
         for name, row in reader.budget_overrides().items():
-            self.overrides[name] = {
-                period: getattr(row, period)
-                for period in ("daily", "weekly", "monthly")
-                if getattr(row, period) is not None
-            }
+            self._override_from(name, row)
         self._rebuild()
         if not isinstance(self.backend, MemoryLimits):
             return  # Redis holds its own counters
@@ -229,6 +225,25 @@ class UsageControl:
                 own[period] = value
         self.specs[container] = spec_for(container, self.config.containers[container], own)
         return before
+
+    def take_override(self, container: str, row: BudgetOverrideRow) -> bool:
+        """Apply overrides another instance of the fleet stored (omen.shared_state); returns
+        whether they differ from what applied here."""
+        before = self.overrides.get(container, {})
+        self._override_from(container, row)
+        if self.overrides[container] == before:
+            return False
+        configured = self.config.containers.get(container)
+        if configured is not None:
+            self.specs[container] = spec_for(container, configured, self.overrides[container])
+        return True
+
+    def _override_from(self, container: str, row: BudgetOverrideRow) -> None:
+        self.overrides[container] = {
+            period: getattr(row, period)
+            for period in ("daily", "weekly", "monthly")
+            if getattr(row, period) is not None
+        }
 
     async def usage(self, container: str) -> Usage:
         spec = self.specs.get(container) or LimitSpec(container)

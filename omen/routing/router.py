@@ -8,7 +8,9 @@
 2. Order: the container's intent rule, else the global one, puts its provider first; the
    strategy orders the rest (and the rule's own models).
 3. Endpoints: within a provider, by its `load_balancing`, an endpoint that already has the
-   model loaded first, unavailable ones last; drained endpoints never appear.
+   model loaded first, unavailable ones last; drained endpoints never appear. With
+   prefer_local the container's own box (hybrid mode) comes before the shared ones; a box
+   reserved for another container never appears at all, not even for failover.
 The decision keeps all of it, and `reason` says it in one line.
 """
 
@@ -155,6 +157,7 @@ class Router:
                 + request.max_output_tokens * spec.output_cost_per_token,
                 latency_ms=latency,
                 latency_known=bool(known),
+                own=provider.local and any(e.container is not None for e in available),
             )
             if available:
                 viable.append(option)
@@ -173,6 +176,7 @@ class Router:
         model: str,
         endpoints: list[EndpointView],
         turns: dict[str, int],
+        prefer_own: bool,
     ) -> list[EndpointView]:
         if provider.load_balancing == "round-robin" and endpoints:
             # One turn of the wheel per request, however many of its models are candidates.
@@ -189,6 +193,8 @@ class Router:
             endpoints = sorted(endpoints, key=lambda e: e.in_flight)
         # Stable sorts: the balancing order survives within each group.
         endpoints.sort(key=lambda e: not e.has_loaded(model))
+        if prefer_own:  # only the asking container's reserved boxes are left in the list
+            endpoints.sort(key=lambda e: e.container is None)
         endpoints.sort(key=lambda e: not e.available)
         return endpoints
 
@@ -202,7 +208,7 @@ class Router:
     ) -> RouteDecision:
         by_provider: dict[str, list[EndpointView]] = {}
         for view in endpoints:
-            if not view.drained:
+            if not view.drained and view.reachable_by(request.container):
                 by_provider.setdefault(view.provider, []).append(view)
         excluded: list[dict[str, str]] = []
         pool = self._pool(request, models)
@@ -283,7 +289,10 @@ class Router:
                 break
             provider = self.providers[option.provider]
             views = [e for e in by_provider.get(option.provider, ()) if e.serves(option.model)]
-            for view in self._order_endpoints(provider, option.model, views, turns):
+            ordered_views = self._order_endpoints(
+                provider, option.model, views, turns, request.prefer_local
+            )
+            for view in ordered_views:
                 note = "model loaded" if view.has_loaded(option.model) else ""
                 if not view.available:
                     note = "unhealthy" if not view.healthy else "cooling down"

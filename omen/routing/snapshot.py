@@ -36,10 +36,14 @@ class EndpointView:
     models: frozenset[str] | None  # None: not discovered, trust the provider's model list
     loaded: frozenset[str] = frozenset()
     ttft_ms: float | None = None
+    container: str | None = None  # hybrid mode: the only container routed here; None: all
 
     @property
     def available(self) -> bool:
         return self.healthy and not self.drained and not self.cooling
+
+    def reachable_by(self, container: str) -> bool:
+        return self.container is None or self.container == container
 
     def serves(self, model: str) -> bool:
         return self.models is None or any(name in self.models for name in model_names(model))

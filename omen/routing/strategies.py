@@ -7,6 +7,8 @@
 - balanced: `cost_weight·cost + latency_weight·latency + quality_weight·(1−quality)` on
   values normalised to 0..1 across the options, lowest wins; with prefer_local, local options
   that meet the quality threshold go first.
+"Local first" puts the container's own box (hybrid mode's local_endpoint) before the shared
+local boxes, and those before the cloud.
 - quality-first (request priority "quality"): best quality, then cheapest.
 Every option keeps its score components, so the decision record shows why it ranked where.
 
@@ -34,6 +36,7 @@ class Option:
     est_cost: float  # USD for this request's estimated tokens
     latency_ms: float  # observed moving average, or the configured/assumed target
     latency_known: bool
+    own: bool = False  # on a local box reserved for the asking container (hybrid mode)
     score: float = 0.0
     components: dict[str, float] = field(default_factory=dict)
 
@@ -42,6 +45,7 @@ class Option:
             "provider": self.provider,
             "model": self.model,
             "local": self.local,
+            "own": self.own,
             "quality": self.quality,
             "est_cost": round(self.est_cost, 6),
             "latency_ms": round(self.latency_ms, 1),
@@ -72,6 +76,12 @@ def steer(
     )
     label = "easy" if difficulty < 0.5 else "hard"
     return threshold, steered, f"{label} ({difficulty:.2f})"
+
+
+def _distance(option: Option) -> int:
+    """How far prefer_local sees an option: its container's own box, a shared local box, the
+    cloud."""
+    return 0 if option.own else 1 if option.local else 2
 
 
 def rank(
@@ -109,7 +119,7 @@ def rank(
         else:
             rest = [o for o in options if o.quality < quality_threshold]
             ranked = sorted(
-                good, key=lambda o: (prefer_local and not o.local, o.est_cost, -o.quality)
+                good, key=lambda o: (_distance(o) if prefer_local else 0, o.est_cost, -o.quality)
             )
             ranked += sorted(rest, key=lambda o: (-o.quality, o.est_cost))
         for o in options:
@@ -121,7 +131,7 @@ def rank(
             o.score = o.latency_ms
             o.components = {"latency_ms": o.latency_ms}
         ranked = sorted(
-            options, key=lambda o: (prefer_local and not o.local, o.latency_ms, o.est_cost)
+            options, key=lambda o: (_distance(o) if prefer_local else 0, o.latency_ms, o.est_cost)
         )
         return ranked, "lowest latency" + (", local first" if prefer_local else "")
     if strategy == "quality-first":
@@ -142,6 +152,7 @@ def rank(
         first = [o for o in options if o.local and o.quality >= quality_threshold]
         if first:
             rest = [o for o in options if o not in first]
-            ranked = sorted(first, key=lambda o: o.score) + sorted(rest, key=lambda o: o.score)
+            ranked = sorted(first, key=lambda o: (not o.own, o.score))
+            ranked += sorted(rest, key=lambda o: o.score)
             return ranked, f"local meets quality {quality_threshold:g}"
     return sorted(options, key=lambda o: (o.score, not o.local)), "lowest weighted score"

@@ -79,6 +79,12 @@ prefer_local = true
 local_endpoint = "http://localhost:11434"
 """
 
+HYBRID_APP = {"enabled": True, "prefer_local": True, "local_endpoint": "http://localhost:11434"}
+LOCALHOST_NOTE = (
+    "services.app.omen.local_endpoint: imported, but Omen calls this box itself and localhost "
+    "is Omen's own host; unless Omen runs beside the box, write an address Omen can reach"
+)
+
 
 def seed_boltfiles() -> list[tuple[str, str]]:
     """(heading above it, text) of each ```toml block in the seed that has [services.…]."""
@@ -111,7 +117,8 @@ def check_imported(tmp_path: Path, boltfile: str) -> tuple[list[Problem], Loaded
             r["provider"] for r in container.get("routing", {}).get("intents", {}).values()
         )
     providers = "".join(
-        f'[providers.{name}]\ntype = "ollama"\n'
+        # The shared box as the seed's compose file has it (OMEN_OLLAMA_ENDPOINTS).
+        f'[providers.{name}]\ntype = "ollama"\nendpoints = ["http://ollama:11434"]\n'
         if name == "ollama"
         else f'[providers.{name}]\ntype = "openai"\napi_key = "sk-test-{name}"\n'
         for name in sorted(names)
@@ -212,18 +219,34 @@ def test_seed_gaming_example_moves_its_quota_key_into_quotas(tmp_path: Path) -> 
     assert loaded.config.containers["game"].quotas.max_requests_per_hour == 5000
 
 
-def test_seed_hybrid_example_leaves_out_both_endpoints_with_notes() -> None:
+def test_seed_hybrid_example_carries_local_endpoint_and_leaves_out_endpoint(
+    tmp_path: Path,
+) -> None:
     tables, notes = import_boltfile(SEED_HYBRID)
 
-    assert tomllib.loads(tables) == {"containers": {"app": {"enabled": True, "prefer_local": True}}}
-    assert "endpoint" not in tables
+    assert tomllib.loads(tables) == {"containers": {"app": HYBRID_APP}}
     assert notes == [
         "services.app.omen.endpoint: where Bolt finds Omen, a setting for Bolt's client; "
         "not imported",
-        "services.app.omen.local_endpoint: hybrid mode (an Ollama only this container uses) "
-        "is not supported by Omen yet; not imported",
+        LOCALHOST_NOTE,
         "services.app-ollama: no [services.app-ollama.omen] block, skipped",
     ]
+    problems, loaded = check_imported(tmp_path, SEED_HYBRID)
+    assert loaded is not None and problems == []
+    endpoints = loaded.config.providers["ollama"].endpoints
+    assert [(e.name, e.container) for e in endpoints] == [
+        ("ollama:11434", None),
+        ("local-app", "app"),
+    ]
+
+
+def test_a_local_endpoint_omen_can_reach_is_imported_without_a_note() -> None:
+    text = '[services.app.omen]\nlocal_endpoint = "http://app-gpu:11434"\n'
+
+    tables, notes = import_boltfile(text)
+
+    assert tomllib.loads(tables)["containers"]["app"] == {"local_endpoint": "http://app-gpu:11434"}
+    assert notes == []
 
 
 def test_every_key_the_loader_calls_a_bolt_setting_gets_a_note_of_its_own() -> None:
@@ -422,12 +445,11 @@ def test_run_prints_tables_on_stdout_and_notes_on_stderr(
     assert command(str(boltfile)) == 0
 
     out, err = capsys.readouterr()
-    assert tomllib.loads(out) == {"containers": {"app": {"enabled": True, "prefer_local": True}}}
+    assert tomllib.loads(out) == {"containers": {"app": HYBRID_APP}}
     assert err.splitlines() == [
         "note: services.app.omen.endpoint: where Bolt finds Omen, a setting for Bolt's client; "
         "not imported",
-        "note: services.app.omen.local_endpoint: hybrid mode (an Ollama only this container "
-        "uses) is not supported by Omen yet; not imported",
+        f"note: {LOCALHOST_NOTE}",
         "note: services.app-ollama: no [services.app-ollama.omen] block, skipped",
     ]
 

@@ -555,15 +555,34 @@ def test_compose_runs_two_instances_of_one_image_and_one_config(
         args = serve_argv(service["command"])
         assert args.config == "/etc/omen/omen.toml"
         assert "./omen.docker.toml:/etc/omen/omen.toml:ro" in service["volumes"]
-    first, second = instances.values()
-    assert first["environment"] == second["environment"]
+    first, second = (dict(s["environment"]) for s in instances.values())
+    # One fleet: the same settings, but each instance names itself on the rows it writes.
+    assert first.pop("OMEN_INSTANCE") != second.pop("OMEN_INSTANCE")
+    assert first == second
 
 
-def test_compose_gives_each_instance_its_own_store_volume(compose: dict[str, Any]) -> None:
+def test_compose_instances_share_one_postgresql_store(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    urls = set()
+    for name, service in omen_services(compose).items():
+        url = compose_env(service["environment"])["OMEN_DATABASE"]
+        parts = urlsplit(url)
+        assert parts.scheme == "postgresql", name
+        assert parts.hostname in services and "postgres" in services[parts.hostname]["image"]
+        database = services[parts.hostname]["environment"]
+        assert parts.username == database["POSTGRES_USER"]
+        assert parts.path == "/" + database["POSTGRES_DB"]
+        urls.add(url)
+    assert len(urls) == 1
+
+
+def test_compose_gives_each_instance_its_own_spill_volume(compose: dict[str, Any]) -> None:
     data = []
     for service in omen_services(compose).values():
         (volume,) = [v.split(":")[0] for v in service["volumes"] if ":/var/lib/omen" in v]
         assert volume in compose["volumes"]
+        spill = compose_env(service["environment"])["OMEN_SERVER__SPILL_PATH"]
+        assert spill.startswith("/var/lib/omen/")
         data.append(volume)
     assert len(set(data)) == len(data)
 
@@ -595,8 +614,7 @@ def test_compose_depends_on_healthy_services_with_health_checks(compose: dict[st
             assert dependency in services, f"{name} depends on unknown {dependency}"
             assert condition["condition"] == "service_healthy"
             assert services[dependency]["healthcheck"]["test"][0] == "CMD"
-        assert "postgres" not in service["depends_on"]  # no store backend uses it yet
-    assert services["postgres"]["profiles"] == ["postgres"]
+        assert "postgres" in service["depends_on"]  # the shared store
 
 
 # --- omen.service ---------------------------------------------------------------------------

@@ -171,6 +171,11 @@ HISTORY: list[tuple[str, list[dict[str, object]], str]] = [
 ]  # fmt: skip
 
 
+_FEEDBACK = (
+    "INSERT INTO feedback (request_id, ts, score, actor, container, intent, provider, model)"
+)
+
+
 def test_the_outcome_book_counts_what_the_store_trigger_counts(tmp_path: Path) -> None:
     database = tmp_path / "omen.db"
     conn = sqlite3.connect(database, isolation_level=None)
@@ -181,10 +186,10 @@ def test_the_outcome_book_counts_what_the_store_trigger_counts(tmp_path: Path) -
         _insert(conn, request_id, attempts, kind)
         book.observe(request_id, "app", "code", kind, attempts)
     conn.execute(
-        "INSERT INTO feedback VALUES ('r2', 1.0, 0.25, 'key_x', 'app', 'code', 'openai', 'gpt-4o')"
+        f"{_FEEDBACK} VALUES ('r2', 1.0, 0.25, 'key_x', 'app', 'code', 'openai', 'gpt-4o')"
     )
     conn.execute(
-        "INSERT INTO feedback VALUES ('r2', 2.0, 0.75, 'key_x', 'app', 'code', 'openai', 'gpt-4o') "
+        f"{_FEEDBACK} VALUES ('r2', 2.0, 0.75, 'key_x', 'app', 'code', 'openai', 'gpt-4o') "
         "ON CONFLICT (request_id) DO UPDATE SET ts = excluded.ts, score = excluded.score"
     )
     route = book.route_of("r2")
