@@ -128,10 +128,10 @@ class Daemon:
                 if row.drained:
                     self.fleet.set_drained(provider, endpoint, True, row.reason)
                 if self.shared is not None:
-                    self.shared.note_drain(provider, endpoint, row.ts)
+                    self.shared.seen_drain(provider, endpoint, row.ts)
             if self.shared is not None:
                 for name, override in reader.budget_overrides().items():
-                    self.shared.note_override(name, override.ts)
+                    self.shared.seen_override(name, override.ts)
             self.usage.restore(reader)
             self.outcomes.load(reader.outcomes())
         finally:

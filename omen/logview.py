@@ -84,6 +84,6 @@ def run_logs(args: argparse.Namespace, database: Path | str) -> int:
             fresh = reader.recent_requests(**filters, after_rowid=last, limit=1000)
             if fresh:
                 _print(fresh, args.json)
-                last = fresh[-1].rowid
+                last = max(last, fresh[-1].rowid)
     except KeyboardInterrupt:
         return 0

@@ -35,13 +35,21 @@ class SharedState:
     _reader: StoreReader | None = None
 
     def note_drain(self, provider: str, endpoint: str, ts: float) -> None:
-        """This instance drained or undrained an endpoint at `ts` (its admin API, or startup)."""
-        self.drain_marks[(provider, endpoint)] = max(
-            ts, self.drain_marks.get((provider, endpoint), 0.0)
-        )
+        """This instance drained or undrained an endpoint at `ts` (its admin API). The store
+        stamps a change later than the one it replaces even from a clock that is behind
+        (store.batch), so the mark follows the same rule: older rows cannot undo this one."""
+        key = (provider, endpoint)
+        self.drain_marks[key] = _later(ts, self.drain_marks.get(key))
 
     def note_override(self, container: str, ts: float) -> None:
-        self.override_marks[container] = max(ts, self.override_marks.get(container, 0.0))
+        self.override_marks[container] = _later(ts, self.override_marks.get(container))
+
+    def seen_drain(self, provider: str, endpoint: str, ts: float) -> None:
+        """The store's row as read at startup: applied already."""
+        self.drain_marks[(provider, endpoint)] = ts
+
+    def seen_override(self, container: str, ts: float) -> None:
+        self.override_marks[container] = ts
 
     def apply(
         self,
@@ -110,3 +118,8 @@ class SharedState:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _later(ts: float, before: float | None) -> float:
+    """As store.batch stamps a change that replaces the row stamped `before`."""
+    return ts if before is None or ts > before else before + 0.001

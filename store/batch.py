@@ -75,6 +75,8 @@ INSERT_BUDGET_CHANGE = """
     VALUES (?, ?, ?, ?, ?, ?)
 """
 # A period named in the change is set (or cleared, with None); one not named is kept.
+# Drains and overrides are a fleet's shared state (omen.shared_state): the row's ts only ever
+# grows, so the change written last is the newest even when its instance's clock is behind.
 UPSERT_BUDGET_OVERRIDE = """
     INSERT INTO budget_overrides (container, daily, weekly, monthly, ts, actor, instance)
     VALUES (:container, :daily, :weekly, :monthly, :ts, :actor, :instance)
@@ -83,14 +85,17 @@ UPSERT_BUDGET_OVERRIDE = """
         weekly = CASE WHEN :set_weekly = 1 THEN excluded.weekly ELSE budget_overrides.weekly END,
         monthly = CASE WHEN :set_monthly = 1 THEN excluded.monthly
                        ELSE budget_overrides.monthly END,
-        ts = excluded.ts, actor = excluded.actor, instance = excluded.instance
+        ts = CASE WHEN excluded.ts > budget_overrides.ts THEN excluded.ts
+                  ELSE budget_overrides.ts + 0.001 END,
+        actor = excluded.actor, instance = excluded.instance
 """
 UPSERT_DRAIN = """
     INSERT INTO drains (provider, endpoint, drained, reason, actor, ts, instance)
     VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (provider, endpoint) DO UPDATE SET
-        drained = excluded.drained, reason = excluded.reason,
-        actor = excluded.actor, ts = excluded.ts, instance = excluded.instance
+        drained = excluded.drained, reason = excluded.reason, actor = excluded.actor,
+        ts = CASE WHEN excluded.ts > drains.ts THEN excluded.ts ELSE drains.ts + 0.001 END,
+        instance = excluded.instance
 """
 
 # A later verdict on the same request replaces the earlier one (the outcome triggers adjust).
@@ -126,6 +131,14 @@ def _finite(value: Any, name: str) -> float:
     if not math.isfinite(number):  # an inf would poison every rollup it is summed into
         raise ValueError(f"{name} is not a finite number: {number}")
     return number
+
+
+def _number(value: Any) -> float | None:
+    """An optional measurement: a NaN is no measurement (NULL, as SQLite stores it anyway)."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
 
 
 def _int64(value: Any, name: str) -> int:
@@ -185,11 +198,11 @@ class Batch:
         elif isinstance(record, HealthSample):
             self.health.append(
                 (
-                    record.ts,
+                    _finite(record.ts, "ts"),
                     record.provider,
                     record.endpoint,
                     bool(record.healthy),
-                    record.latency_ms,
+                    _number(record.latency_ms),
                     record.error,
                     record.in_flight,
                     self.instance,
@@ -198,13 +211,13 @@ class Batch:
         elif isinstance(record, GpuSample):
             self.gpu.append(
                 (
-                    record.ts,
+                    _finite(record.ts, "ts"),
                     record.provider,
                     record.endpoint,
                     dumps(record.loaded_models),
                     record.vram_used_bytes,
                     record.vram_total_bytes,
-                    record.gpu_util_percent,
+                    _number(record.gpu_util_percent),
                     record.in_flight,
                     self.instance,
                 )
@@ -212,7 +225,7 @@ class Batch:
         elif isinstance(record, AuditRecord):
             self.audit.append(
                 (
-                    record.ts,
+                    _finite(record.ts, "ts"),
                     record.actor,
                     record.action,
                     record.target,
@@ -232,7 +245,7 @@ class Batch:
                     bool(record.drained),
                     record.reason,
                     record.actor,
-                    record.ts,
+                    _finite(record.ts, "ts"),
                     self.instance,
                 )
             )
@@ -350,7 +363,7 @@ class Batch:
             rec.status,
             rec.level,
             _finite(rec.latency_ms, "latency_ms"),
-            rec.ttft_ms,
+            _number(rec.ttft_ms),
             _int64(rec.prompt_tokens, "prompt_tokens"),
             _int64(rec.completion_tokens, "completion_tokens"),
             _int64(rec.cached_tokens, "cached_tokens"),

@@ -22,10 +22,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.adapt import Dumper
+from psycopg.types.string import StrDumperUnknown
 
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_S = 5
+# The advisory lock every writer of a fleet takes for each batch (store.writer._write).
+COMMIT_ORDER_LOCK = 0x6F6D656E01
 # A statement that runs this long is a stuck server, not a slow one: the writer's backlog
 # takes over (and the console says so) instead of the writer thread waiting forever.
 STATEMENT_TIMEOUT_MS = 30_000
@@ -37,18 +41,19 @@ def is_postgres(target: object) -> bool:
 
 
 def display(target: object) -> str:
-    """A store location fit for logs and screens: a URL's password is never shown."""
+    """A store location fit for logs and screens: a URL's password (in its user part or as a
+    `password=` parameter) is never shown."""
     text = str(target)
     if not is_postgres(text):
         return text
     parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        name = user.split(":", 1)[0]
+        netloc = f"{name}:***@{host}" if name else f"***@{host}"
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class _BoolAsInt(Dumper):
@@ -60,6 +65,14 @@ class _BoolAsInt(Dumper):
         return b"1" if obj else b"0"
 
 
+class _TextWithoutNul(StrDumperUnknown):
+    """PostgreSQL text cannot hold NUL (SQLite's can): an upstream's garbled error text is
+    kept with U+FFFD in its place rather than the whole record refused."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+
 _HINTS = re.compile(r"\s+(NOT INDEXED|INDEXED BY \w+)\b")
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -69,6 +82,7 @@ def to_pg(sql: str) -> str:
     """The store's SQL in PostgreSQL's spelling (see the module docstring)."""
     sql = _HINTS.sub("", sql)
     sql = sql.replace("BEGIN IMMEDIATE", "BEGIN").replace("GROUP BY +", "GROUP BY ")
+    sql = sql.replace("COLLATE BINARY", 'COLLATE "C"')
     sql = re.sub(r"\browid\b", "ctid", sql)
     sql = sql.replace("%", "%%")
     out: list[str] = []
@@ -100,6 +114,7 @@ class PgConnection:
             application_name=self.name,
         )
         conn.adapters.register_dumper(bool, _BoolAsInt)
+        conn.adapters.register_dumper(str, _TextWithoutNul)
         conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
         if self.read_only:
             conn.execute("SET default_transaction_read_only = on")

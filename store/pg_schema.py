@@ -112,7 +112,7 @@ BEGIN
         errors = outcomes.errors + excluded.errors,
         escalations = outcomes.escalations + excluded.escalations,
         latency_ms_sum = outcomes.latency_ms_sum + excluded.latency_ms_sum,
-        updated = excluded.updated;
+        updated = greatest(outcomes.updated, excluded.updated);
     RETURN NULL;
 END $$;
 CREATE TRIGGER requests_outcomes AFTER INSERT ON requests

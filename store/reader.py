@@ -58,12 +58,11 @@ _GPU_COLUMNS = (
     "ts, provider, endpoint, loaded_models, vram_used_bytes, vram_total_bytes, "
     "gpu_util_percent, in_flight, instance"
 )
-# PostgreSQL hands out `seq` at insert and makes rows visible at commit, so with several
-# writers a row can appear below a seq already read: a follower re-reads this many seqs
-# below its mark and skips the ones it has seen.
-_PG_FOLLOW_LOOKBACK = 2000
 
 Params = Sequence[Any]
+# Names sort by their bytes on both databases (SQLite's BINARY; store.pg spells it "C"):
+# a PostgreSQL server's language-aware default collation would order them otherwise.
+_NAMES_ORDER = "provider COLLATE BINARY, endpoint COLLATE BINARY, instance COLLATE BINARY"
 
 
 class StoreReader:
@@ -72,11 +71,6 @@ class StoreReader:
 
     def __init__(self, path: str | Path) -> None:
         self._lock = threading.Lock()
-        # PostgreSQL follows (_follow_postgres): the seqs returned lately, the mark the
-        # last call left the caller at, and the mark the follow started from.
-        self._followed: dict[int, None] = {}
-        self._follow_last: int | None = None
-        self._follow_floor = 0
         self.postgres = is_postgres(path)
         if self.postgres:
             self.path: Path | str = str(path)
@@ -177,8 +171,6 @@ class StoreReader:
                 filters.append(f"level IN ({', '.join('?' * len(levels))})")
                 params.extend(levels)
             filters.append("seq > ?")
-            if self.postgres:
-                return self._follow_postgres(filters, [*params, after_rowid], limit)
             params.append(after_rowid)
             sql = (
                 f"SELECT {_REQUEST_COLUMNS} FROM requests NOT INDEXED "
@@ -198,31 +190,6 @@ class StoreReader:
         ]
         merged = heapq.merge(*per_level, key=lambda row: (row.ts, row.rowid), reverse=True)
         return [row for row, _ in zip(merged, range(limit), strict=False)]
-
-    def _follow_postgres(
-        self, filters: list[str], params: list[Any], limit: int
-    ) -> list[RequestRow]:
-        """recent_requests(after_rowid=...) on PostgreSQL: rows above the caller's mark, and
-        rows committed late below it (see _PG_FOLLOW_LOOKBACK), each returned once. A mark
-        that is not where the last call left off starts a new follow from there."""
-        after = params[-1]
-        seen = self._followed
-        if after != self._follow_last:
-            self._follow_floor = after
-            seen.clear()
-        lower = max(self._follow_floor, after - _PG_FOLLOW_LOOKBACK)
-        sql = (
-            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE {' AND '.join(filters)} "
-            "ORDER BY seq LIMIT ?"
-        )
-        candidates = self._request_rows(sql, [*params[:-1], lower, limit + len(seen)])
-        rows = [row for row in candidates if row.rowid not in seen][:limit]
-        for row in rows:
-            seen[row.rowid] = None
-        self._follow_last = max([after, *(row.rowid for row in rows)])
-        for seq in [seq for seq in seen if seq <= self._follow_last - _PG_FOLLOW_LOOKBACK]:
-            del seen[seq]
-        return rows
 
     def stream_requests(
         self, columns: str, *, since_ts: float | None, container: str | None, chunk: int
@@ -288,7 +255,7 @@ class StoreReader:
             sql += " AND day <= ?"
             params.append(until_day)
         # "+container": group after the day-range search, not by walking every day ever.
-        sql += " GROUP BY +container ORDER BY container"
+        sql += " GROUP BY +container ORDER BY container COLLATE BINARY"
         return [ContainerSpend(row[0], _totals(row[1:])) for row in self._all(sql, params)]
 
     def spend_daily_rows(
@@ -302,7 +269,9 @@ class StoreReader:
         if until_day is not None:
             sql += " AND day <= ?"
             params.append(until_day)
-        sql += " ORDER BY day, container, provider, model"
+        sql += (
+            " ORDER BY day, container COLLATE BINARY, provider COLLATE BINARY, model COLLATE BINARY"
+        )
         return [
             SpendDailyRow(row[0], row[1], row[2], row[3], _totals(row[4:]))
             for row in self._all(sql, params)
@@ -384,7 +353,7 @@ class StoreReader:
         burn rates: a range of the rollup's first key, never the request table."""
         sql = (
             f"SELECT container, {_TOTALS} FROM spend_minutely WHERE minute >= ? "
-            "GROUP BY container ORDER BY container"
+            "GROUP BY container ORDER BY container COLLATE BINARY"
         )
         rows = self._all(sql, [int(since_ts // 60) * 60])
         return {row[0]: _totals(row[1:]) for row in rows}
@@ -424,7 +393,7 @@ class StoreReader:
     def latest_health(self) -> list[HealthRow]:
         """The newest sample of every endpoint (kept by the writer in health_latest)."""
         rows = self._all(
-            f"SELECT {_HEALTH_COLUMNS} FROM health_latest ORDER BY provider, endpoint, instance",
+            f"SELECT {_HEALTH_COLUMNS} FROM health_latest ORDER BY {_NAMES_ORDER}",
             [],
         )
         return [_health_row(row) for row in rows]
@@ -441,9 +410,7 @@ class StoreReader:
         return [_health_row(row) for row in reversed(rows)]
 
     def latest_gpu(self) -> list[GpuRow]:
-        rows = self._all(
-            f"SELECT {_GPU_COLUMNS} FROM gpu_latest ORDER BY provider, endpoint, instance", []
-        )
+        rows = self._all(f"SELECT {_GPU_COLUMNS} FROM gpu_latest ORDER BY {_NAMES_ORDER}", [])
         return [_gpu_row(row) for row in rows]
 
     def gpu_history(
@@ -480,7 +447,7 @@ class StoreReader:
         self, container: str | None = None, limit: int = 100
     ) -> list[BudgetChangeRow]:
         """Budget change history, newest first."""
-        sql = "SELECT id, ts, container, before, after, actor FROM budget_changes"
+        sql = "SELECT id, ts, container, before, after, actor, instance FROM budget_changes"
         params: list[Any] = []
         if container is not None:
             sql += " WHERE container = ?"
@@ -489,7 +456,7 @@ class StoreReader:
         rows = self._all(sql, [*params, limit])
         return [
             BudgetChangeRow(
-                row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), row[5]
+                row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), row[5], row[6]
             )
             for row in rows
         ]
@@ -521,7 +488,7 @@ class StoreReader:
             for row in self._all(
                 "SELECT container, intent, provider, model, requests, errors, escalations, "
                 "latency_ms_sum, feedback_n, feedback_sum, updated FROM outcomes "
-                f"{where} ORDER BY container, intent, requests DESC",
+                f"{where} ORDER BY container COLLATE BINARY, intent COLLATE BINARY, requests DESC",
                 params,
             )
         ]

@@ -78,7 +78,7 @@ OUTCOME_TRIGGER = f"""
             requests = requests + excluded.requests, errors = errors + excluded.errors,
             escalations = escalations + excluded.escalations,
             latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,
-            updated = excluded.updated;
+            updated = max(updated, excluded.updated);
     END
 """
 FEEDBACK_TRIGGERS = (

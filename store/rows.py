@@ -122,6 +122,7 @@ class BudgetChangeRow:
     before: dict[str, Any]
     after: dict[str, Any]
     actor: str
+    instance: str = ""
 
 
 @dataclass(slots=True)

@@ -37,7 +37,7 @@ from omen_store.backlog import Backlog, OnFailure, rollback
 from omen_store.batch import Batch
 from omen_store.dbapi import Connection
 from omen_store.errors import is_busy, is_store_fault
-from omen_store.pg import display, is_postgres
+from omen_store.pg import COMMIT_ORDER_LOCK, PgConnection, display, is_postgres
 from omen_store.records import (
     AuditRecord,
     BudgetChange,
@@ -535,6 +535,11 @@ class StoreWriter:
 def _write(conn: Connection, batch: Batch, spill_id: str | None) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if isinstance(conn, PgConnection):
+            # The fleet's writers commit one at a time (SQLite's write lock does it there):
+            # request seqs then become visible in seq order, so a reader that follows
+            # `seq > mark` never meets a lower seq committed after it has moved on.
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (COMMIT_ORDER_LOCK,))
         batch.write(conn)
         if spill_id is not None:
             conn.execute(

@@ -1,11 +1,14 @@
-"""The store against real SQLite files: migrations, the batching writer, rollups, reads."""
+"""The store against real SQLite files: what only SQLite has (migrations of a file, WAL,
+locks held by another process, a full disk, the spill file, query plans).
+
+The contract both backends keep (records read back, filters, rollups, outcomes, retention)
+runs against SQLite and PostgreSQL alike in tests/store/.
+"""
 
 from __future__ import annotations
 
 import copy
-import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,7 +35,6 @@ from omen_store import (
     day_name,
     hour_name,
     redact_body,
-    retention,
 )
 from omen_store.batch import Batch
 from omen_store.schema import MIGRATIONS, connect_for_writing, migrate
@@ -107,6 +109,7 @@ def test_migrations_build_the_schema_from_empty_and_reopening_changes_nothing(
     db_path: Path,
 ) -> None:
     conn = connect_for_writing(db_path)
+    assert isinstance(conn, sqlite3.Connection)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     schema_before = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -129,6 +132,7 @@ def test_migrations_build_the_schema_from_empty_and_reopening_changes_nothing(
     } <= tables
 
     again = connect_for_writing(db_path)
+    assert isinstance(again, sqlite3.Connection)
     assert migrate(again) == SCHEMA_VERSION
     assert again.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == (
         schema_before
@@ -280,280 +284,6 @@ def test_record_request_returns_while_the_database_is_locked(
     blocker.close()
     assert writer.flush()
     assert rows_of(db_path, "SELECT count(*) FROM requests") == [(1001,)]
-
-
-def test_batches_commit_within_the_flush_interval_without_a_flush(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer(flush_interval=0.05)
-    writer.record_request(request(1))
-    deadline = time.monotonic() + 5
-    while rows_of(db_path, "SELECT count(*) FROM requests") != [(1,)]:
-        assert time.monotonic() < deadline, "the record was never committed"
-        time.sleep(0.01)
-
-
-def test_a_full_batch_is_written_before_the_interval_ends(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer(flush_interval=30, max_batch=50)
-    for n in range(50):
-        writer.record_request(request(n))
-    deadline = time.monotonic() + 5
-    while rows_of(db_path, "SELECT count(*) FROM requests") != [(50,)]:
-        assert time.monotonic() < deadline, "max_batch did not trigger a write"
-        time.sleep(0.01)
-
-
-def test_close_commits_everything_queued_and_is_idempotent(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer(flush_interval=10)
-    for n in range(5000):
-        writer.record_request(request(n))
-    writer.close()
-    writer.close()
-    assert rows_of(db_path, "SELECT count(*) FROM requests") == [(5000,)]
-    writer.record_request(request(99_999))  # after close: dropped, never raised
-    assert writer.stats().dropped == 1
-
-
-def test_request_rows_and_daily_rollup_commit_together(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer(max_batch=97)  # many batches, many upsert conflicts
-    containers = ["app", "billing", "search"]
-    providers = ["ollama", "openai", None]
-    for n in range(3000):
-        writer.record_request(
-            request(
-                n,
-                ts=NOW - 3 * DAY + n * 97.3,
-                container=containers[n % 3],
-                provider=providers[n % 7 % 3],
-                model=None if n % 11 == 0 else f"model-{n % 4}",
-                status=(200, 200, 429, 502, 200)[n % 5],
-                prompt_tokens=n % 13,
-                completion_tokens=n % 17,
-                cost_usd=(n % 5) * 0.0007,
-                latency_ms=float(n % 19),
-                cached_tokens=n % 7,
-                cache_write_tokens=n % 3,
-                cache_saved_usd=(n % 7) * 0.00003,
-            )
-        )
-    assert writer.flush()
-
-    conn = sqlite3.connect(db_path)
-    conn.create_function("day_name", 1, day_name)
-    conn.create_function("hour_name", 1, hour_name)
-    counters = (
-        "count(*), sum(level = 'error'), sum(prompt_tokens), sum(completion_tokens), "
-        "round(sum(cost_usd), 9), round(sum(latency_ms), 6), sum(cached_tokens), "
-        "sum(cache_write_tokens), round(sum(cache_saved_usd), 9)"
-    )
-    rollup_counters = (
-        "requests, errors, prompt_tokens, completion_tokens, round(cost_usd, 9), "
-        "round(latency_ms_sum, 6), cached_tokens, cache_write_tokens, round(cache_saved_usd, 9)"
-    )
-    expected_daily = conn.execute(
-        f"SELECT day_name(ts) d, container, coalesce(provider, ''), coalesce(model, ''), "
-        f"{counters} FROM requests GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
-    ).fetchall()
-    daily = conn.execute(
-        f"SELECT day, container, provider, model, {rollup_counters} FROM spend_daily "
-        "ORDER BY 1, 2, 3, 4"
-    ).fetchall()
-    expected_hourly = conn.execute(
-        f"SELECT hour_name(ts), container, coalesce(provider, ''), {counters} "
-        "FROM requests GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-    ).fetchall()
-    hourly = conn.execute(
-        f"SELECT hour, container, provider, {rollup_counters} FROM spend_hourly ORDER BY 1, 2, 3"
-    ).fetchall()
-    expected_minutely = conn.execute(
-        f"SELECT CAST(ts / 60 AS INTEGER) * 60, container, coalesce(provider, ''), {counters} "
-        "FROM requests GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-    ).fetchall()
-    minutely = conn.execute(
-        f"SELECT minute, container, provider, {rollup_counters} FROM spend_minutely "
-        "ORDER BY 1, 2, 3"
-    ).fetchall()
-    conn.close()
-    assert len({row[0] for row in daily}) == 4  # the writes span several UTC days
-    assert daily == expected_daily
-    assert hourly == expected_hourly
-    assert minutely == expected_minutely
-
-
-def test_spend_window_is_exact_even_when_it_starts_mid_hour(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer()
-    for n in range(600):
-        writer.record_request(
-            request(n, ts=NOW + n * 37.0, container="app" if n % 2 else "web", cost_usd=0.01)
-        )
-    assert writer.flush()
-    since = NOW + 1234.5  # not on an hour boundary
-    with StoreReader(db_path) as reader:
-        window = reader.spend_window("app", since)
-        everyone = reader.spend_window(None, since)
-    expected = [n for n in range(600) if NOW + n * 37.0 >= since and n % 2]
-    assert window.requests == len(expected)
-    assert window.cost_usd == pytest.approx(0.01 * len(expected))
-    assert everyone.requests == sum(1 for n in range(600) if NOW + n * 37.0 >= since)
-
-
-def test_a_bad_record_is_logged_and_later_records_still_commit(
-    make_writer: WriterFactory, db_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    writer = make_writer(flush_interval=0.02)
-    caplog.set_level(logging.ERROR, logger="omen.store")
-    writer.record_request(request(1))
-    writer.record_request(request(2, decision={"oops": object()}))  # not JSON
-    writer.record_request(request(3))
-    assert writer.flush()
-    writer.record_request(request(4))
-    assert writer.flush()
-    ids = [row[0] for row in rows_of(db_path, "SELECT id FROM requests ORDER BY id")]
-    assert ids == ["req-1", "req-3", "req-4"]
-    assert any("req-2" in message for message in caplog.messages)
-    assert writer.stats().failed == 1
-    # The rollups count exactly the rows that exist.
-    assert rows_of(db_path, "SELECT sum(requests) FROM spend_daily") == [(3,)]
-
-
-def test_a_row_the_database_rejects_does_not_take_its_batch_with_it(
-    make_writer: WriterFactory, db_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    writer = make_writer(flush_interval=0.05)
-    caplog.set_level(logging.ERROR, logger="omen.store")
-    writer.record_request(request(1))
-    writer.record_request(request(1))  # duplicate id: the batch fails, then goes one by one
-    writer.record_request(request(2))
-    assert writer.flush()
-    assert rows_of(db_path, "SELECT id FROM requests ORDER BY id") == [("req-1",), ("req-2",)]
-    assert rows_of(db_path, "SELECT sum(requests) FROM spend_daily") == [(2,)]
-    assert writer.stats().failed == 1
-    assert any("req-1" in message for message in caplog.messages)
-
-
-def test_bodies_are_stored_redacted_and_not_at_all_when_not_kept(
-    make_writer: WriterFactory, db_path: Path, tmp_path: Path
-) -> None:
-    body = {"model": "auto", "messages": [], "metadata": {"api_key": "secret-value"}}
-    writer = make_writer()
-    writer.record_request(request(1), body)
-    assert writer.flush()
-    with StoreReader(db_path) as reader:
-        stored = reader.get_request_body("req-1")
-        assert reader.get_request_body("req-404") is None
-    assert stored == {"model": "auto", "messages": [], "metadata": {"api_key": REDACTED}}
-
-    other = StoreWriter(tmp_path / "no-bodies.db", keep_bodies=False)
-    other.start()
-    other.record_request(request(1), body)
-    other.close()
-    assert rows_of(tmp_path / "no-bodies.db", "SELECT count(*) FROM request_bodies") == [(0,)]
-
-
-def test_samples_drains_budgets_and_audit_are_recorded(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer()
-    writer.record_health(HealthSample(NOW, "ollama", "http://a", True, 4.0, None, 2))
-    writer.record_health(HealthSample(NOW + 30, "ollama", "http://a", False, None, "refused"))
-    writer.record_health(HealthSample(NOW + 10, "ollama", "http://a", True, 3.0, None))  # late
-    writer.record_gpu(
-        GpuSample(NOW, "ollama", "http://a", [{"name": "llama3.1:8b"}], 5_000, 24_000, 61.0, 3)
-    )
-    writer.record_drain(DrainChange(NOW, "ollama", "http://a", True, "maintenance", "key-ops"))
-    writer.record_budget_change(
-        BudgetChange(NOW, "app", {"daily": 10.0}, {"daily": "20.00", "weekly": 90}, "key-ops")
-    )
-    writer.record_budget_change(
-        BudgetChange(NOW + 1, "app", {"weekly": 90}, {"weekly": None}, "key-ops")
-    )
-    writer.record_audit(
-        AuditRecord(NOW, "key-ops", "drain", "ollama/http://a", None, {"drained": True}, None)
-    )
-    assert writer.flush()
-
-    with StoreReader(db_path) as reader:
-        [latest] = reader.latest_health()
-        assert (latest.ts, latest.healthy, latest.error) == (NOW + 30, False, "refused")
-        history = reader.health_history("ollama", "http://a", since_ts=NOW - 1)
-        assert [sample.ts for sample in history] == [NOW, NOW + 10, NOW + 30]
-        [gpu] = reader.latest_gpu()
-        assert gpu.loaded_models == [{"name": "llama3.1:8b"}]
-        assert len(reader.gpu_history("ollama", "http://a", since_ts=0)) == 1
-        drain = reader.drains()[("ollama", "http://a")]
-        assert (drain.drained, drain.reason, drain.actor) == (True, "maintenance", "key-ops")
-        override = reader.budget_overrides()["app"]
-        assert (override.daily, override.weekly, override.monthly) == (20.0, None, None)
-        assert [change.after for change in reader.budget_changes("app")] == [
-            {"weekly": None},
-            {"daily": "20.00", "weekly": 90},
-        ]
-        [audit] = reader.audit_rows()
-        assert (audit.action, audit.after) == ("drain", {"drained": True})
-
-    writer.record_drain(DrainChange(NOW + 60, "ollama", "http://a", False, None, "key-ops"))
-    assert writer.flush()
-    with StoreReader(db_path) as reader:
-        assert reader.drains()[("ollama", "http://a")].drained is False
-
-
-def test_prune_removes_only_rows_older_than_their_retention(
-    make_writer: WriterFactory, db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(retention, "CHUNK", 7)  # force many chunks
-    writer = make_writer()
-    now = time.time()
-    for n in range(40):
-        old = n % 2 == 0
-        ts = now - (10 * DAY if old else 60)
-        writer.record_request(request(n, ts=ts), {"messages": [{"role": "user"}]})
-        writer.record_health(HealthSample(ts, "ollama", f"http://{n}", True, 1.0, None))
-        writer.record_gpu(GpuSample(ts, "ollama", f"http://{n}", [], None, None, None, 0))
-    assert writer.flush()
-
-    writer.prune(keep_bodies_s=7 * DAY, keep_samples_s=DAY)
-    assert writer.flush()  # waits for the prune, chunk after chunk
-    assert rows_of(db_path, "SELECT count(*) FROM requests") == [(40,)]  # never pruned
-    for table in ("request_bodies", "health_samples", "gpu_samples", "health_latest"):
-        assert rows_of(db_path, f"SELECT count(*) FROM {table}") == [(20,)], table
-    assert rows_of(db_path, "SELECT min(ts) FROM health_samples")[0][0] > now - DAY
-    assert rows_of(db_path, "SELECT sum(requests) FROM spend_daily") == [(40,)]
-
-    writer.prune(keep_bodies_s=0, keep_samples_s=DAY)  # 0: bodies are not kept at all
-    assert writer.flush()
-    assert rows_of(db_path, "SELECT count(*) FROM request_bodies") == [(0,)]
-    assert rows_of(db_path, "SELECT count(*) FROM health_samples") == [(20,)]
-
-
-def test_rollup_buckets_floor_the_start_time_as_day_name_does(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer()
-    writer.record_request(request(1, ts=NOW - 0.0001))  # SQLite's date maths would round up
-    assert writer.flush()
-    assert rows_of(db_path, "SELECT day FROM spend_daily") == [(day_name(NOW - 0.0001),)]
-    assert rows_of(db_path, "SELECT hour FROM spend_hourly") == [("2025-12-31T23",)]
-    assert rows_of(db_path, "SELECT minute FROM spend_minutely") == [(int(NOW) - 60,)]
-
-
-def test_numbers_that_would_poison_the_rollups_are_refused(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer(flush_interval=0.02)
-    writer.record_request(request(1, cost_usd=float("inf")))
-    writer.record_request(request(2, prompt_tokens=2**64))
-    writer.record_request(request(3))
-    assert writer.flush()
-    assert rows_of(db_path, "SELECT id FROM requests") == [("req-3",)]
-    assert writer.stats().failed == 2
 
 
 def test_stats_show_the_queue_and_its_lag_while_the_writer_waits(
@@ -880,12 +610,6 @@ def test_reader_refuses_a_file_that_is_not_a_store(tmp_path: Path) -> None:
         StoreReader(junk)
 
 
-def test_reader_is_read_only(make_writer: WriterFactory, db_path: Path) -> None:
-    make_writer().flush()
-    with StoreReader(db_path) as reader, pytest.raises(sqlite3.OperationalError):
-        reader._conn.execute("DELETE FROM requests")
-
-
 @pytest.fixture
 def filled_store(make_writer: WriterFactory, db_path: Path) -> Path:
     writer = make_writer()
@@ -903,125 +627,14 @@ def filled_store(make_writer: WriterFactory, db_path: Path) -> Path:
     return db_path
 
 
-def test_reader_filters_by_container_provider_level_and_since(filled_store: Path) -> None:
-    with StoreReader(filled_store) as reader:
-        newest = reader.recent_requests(limit=5)
-        assert [row.id for row in newest] == [f"req-{n}" for n in (299, 298, 297, 296, 295)]
-        assert newest[0].decision == {"candidates": [{"provider": "ollama", "score": 0.2}]}
-        assert newest[0].rowid == 300
-
-        web = reader.recent_requests(container="web", limit=1000)
-        assert len(web) == 100 and {row.container for row in web} == {"web"}
-
-        openai_web = reader.recent_requests(container="web", provider="openai", limit=1000)
-        assert len(openai_web) == 50
-        assert {(row.container, row.provider) for row in openai_web} == {("web", "openai")}
-
-        warn_up = reader.recent_requests(level="warn", limit=1000)
-        assert len(warn_up) == 120 and {row.status for row in warn_up} == {429, 503}
-        assert [row.ts for row in warn_up] == sorted((row.ts for row in warn_up), reverse=True)
-        errors = reader.recent_requests(level="error", container="app", limit=1000)
-        assert {row.status for row in errors} == {503} and len(errors) == 20
-        assert len(reader.recent_requests(level="info", limit=1000)) == 300
-        assert len(reader.recent_requests(level="warn", limit=7)) == 7
-
-        since = reader.recent_requests(since_ts=NOW + 290, limit=1000)
-        assert [row.id for row in since] == [f"req-{n}" for n in range(299, 289, -1)]
-
-        assert reader.get_request("req-7") is not None
-        assert reader.get_request("req-missing") is None
-        assert [row.id for row in reader.replays_of("req-0")] == ["req-150", "req-151"]
-
-
-def test_follow_returns_rows_after_the_last_seen_rowid_oldest_first(
-    filled_store: Path, make_writer: WriterFactory
-) -> None:
-    with StoreReader(filled_store) as reader:
-        last = reader.max_rowid()
-        assert last == 300
-        assert reader.recent_requests(after_rowid=last) == []
-
-        writer = make_writer()
-        for n in range(300, 310):
-            writer.record_request(request(n, container="web" if n % 2 else "app"))
-        assert writer.flush()
-
-        new = reader.recent_requests(after_rowid=last, limit=4)
-        assert [row.id for row in new] == ["req-300", "req-301", "req-302", "req-303"]
-        rest = reader.recent_requests(after_rowid=new[-1].rowid, container="web")
-        assert [row.id for row in rest] == ["req-305", "req-307", "req-309"]
-
-
-def test_reader_spend_queries_read_the_rollups(filled_store: Path) -> None:
-    with StoreReader(filled_store) as reader:
-        spend = {row.container: row.totals for row in reader.spend_by_container(day_name(NOW))}
-        assert set(spend) == {"app", "web", "batch"}
-        assert sum(totals.requests for totals in spend.values()) == 300
-        assert spend["app"].errors == 20  # the 503s
-        rows = reader.spend_daily_rows(since_day=day_name(NOW), container="web")
-        assert {(row.provider, row.model) for row in rows} == {
-            ("ollama", "llama3.1:8b"),
-            ("openai", "llama3.1:8b"),
-        }
-        minutes = reader.requests_per_minute(NOW)
-        assert sum(m.requests for m in minutes) == 300
-        assert [m.minute for m in minutes] == sorted(m.minute for m in minutes)
-        assert reader.traffic_by_provider(NOW)["openai"].requests == 150
-
-
 ONE_ROW_PER_ENDPOINT = {"health_latest", "gpu_latest", "drains", "budget_overrides"}
-
-
-def test_reader_gives_each_containers_cache_hit_ratio_and_savings(
-    make_writer: WriterFactory, db_path: Path
-) -> None:
-    writer = make_writer()
-    # app: 4 requests today of 1000 prompt tokens, 750 of each read from the cache.
-    for n in range(4):
-        writer.record_request(
-            request(
-                n,
-                ts=NOW + 600 * n,
-                container="app",
-                provider="anthropic",
-                prompt_tokens=1000,
-                cached_tokens=750,
-                cache_write_tokens=100 * n,
-                cache_saved_usd=0.0002,
-            )
-        )
-    # web: a local model, no cache; and yesterday's app traffic, outside "today".
-    writer.record_request(request(10, ts=NOW + 5, container="web", prompt_tokens=300))
-    writer.record_request(
-        request(11, ts=NOW - DAY, container="app", prompt_tokens=1000, cached_tokens=0)
-    )
-    assert writer.flush()
-    with StoreReader(db_path) as reader:
-        today = {c.container: c.totals for c in reader.spend_by_container(day_name(NOW))}
-        assert today["app"].cache_hit_ratio == 0.75
-        assert today["app"].cache_saved_usd == pytest.approx(0.0008)
-        assert today["app"].cache_write_tokens == 600
-        assert today["web"].cache_hit_ratio == 0.0 and today["web"].cache_saved_usd == 0.0
-        both = {c.container: c.totals for c in reader.spend_by_container(day_name(NOW - DAY))}
-        assert both["app"].cache_hit_ratio == 3000 / 5000
-        # An exact window that starts mid-hour counts the partial hour from the rows.
-        window = reader.spend_window("app", NOW + 1000)
-        assert (window.requests, window.cached_tokens) == (2, 1500)
-        assert window.cache_write_tokens == 500
-        assert window.cache_saved_usd == pytest.approx(0.0004)
-        row = reader.get_request("req-3")
-        assert row is not None
-        assert (row.cached_tokens, row.cache_write_tokens, row.cache_saved_usd) == (
-            750,
-            300,
-            0.0002,
-        )
 
 
 def test_reader_queries_on_requests_are_index_bounded(filled_store: Path) -> None:
     statements: list[str] = []
     with StoreReader(filled_store) as reader:
         # The reader's own connection, traced: every statement it runs is checked.
+        assert isinstance(reader._conn, sqlite3.Connection)
         reader._conn.set_trace_callback(statements.append)
         levels: tuple[Level | None, ...] = (None, "warn", "error")
         for level in levels:
@@ -1073,32 +686,8 @@ def test_reader_queries_on_requests_are_index_bounded(filled_store: Path) -> Non
     assert checked >= 25
 
 
-def test_reader_rejects_an_unknown_level(filled_store: Path) -> None:
-    with StoreReader(filled_store) as reader, pytest.raises(ValueError, match="debug"):
-        reader.recent_requests(level="debug")  # type: ignore[arg-type]
-
-
 def test_request_level_follows_status_and_error() -> None:
     assert request(1, status=200).level == "info"
     assert request(1, status=429).level == "warn"
     assert request(1, status=502).level == "error"
     assert request(1, status=200, error="stream cut by upstream").level == "error"
-
-
-def test_one_reader_serves_several_threads(filled_store: Path) -> None:
-    failures: list[BaseException] = []
-    with StoreReader(filled_store) as reader:
-
-        def poll() -> None:
-            try:
-                for _ in range(20):
-                    assert len(reader.recent_requests(limit=50)) == 50
-            except BaseException as exc:  # pragma: no cover - reported below
-                failures.append(exc)
-
-        threads = [threading.Thread(target=poll) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert failures == []
