@@ -327,9 +327,12 @@ def cmd_tui(args: argparse.Namespace) -> int:
             print(f"omen tui: {trouble}", file=sys.stderr)
             return 1
     database = store_arg(args.db) if args.db else loaded.config.server.database
+    # A fleet's daemons (`--url a,b` or `--url a --url b`): actions go to the first that answers.
+    given = [url for urls in args.url or [] for url in urls.split(",") if url.strip()]
+    urls = [daemon_url(loaded, url.strip()) for url in given] or [daemon_url(loaded, None)]
     run(
         database=database,
-        url=daemon_url(loaded, args.url),
+        url=urls,
         admin_key=admin_key(loaded),
         readonly=args.readonly,
         mouse=not args.no_mouse,
@@ -523,7 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|URL",
         help="store: a SQLite path or a postgresql:// URL (default: server.database of the config)",
     )
-    tui.add_argument("--url", help="daemon URL for actions (default: from server.bind)")
+    tui.add_argument(
+        "--url",
+        action="append",
+        metavar="URL[,URL…]",
+        help="daemon URL for actions (default: from server.bind); a fleet's daemons: several, "
+        "comma-separated or repeated — actions go to the first that answers",
+    )
     tui.add_argument("--readonly", action="store_true", help="hide every action")
     tui.add_argument("--no-mouse", action="store_true", help="keyboard only")
     tui.set_defaults(func=cmd_tui)

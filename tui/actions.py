@@ -68,7 +68,7 @@ class AdminActions(App[None]):
             self.notify(f"Read-only console (--readonly): no {what}", severity="warning")
         elif self.daemon is None or not self.daemon.reachable:
             self.notify(
-                f"No {what}: the daemon is unreachable at {self.client.base_url}. "
+                f"No {what}: the daemon is unreachable at {self.client.where}. "
                 "The views show the store's history; actions need the daemon.",
                 title="Actions disabled",
                 severity="error",

@@ -3,13 +3,14 @@ admin API.
 
 Polling follows Dolphie: one thread worker reads what the active view needs, the UI applies
 the result in one batch, and only then is the next poll scheduled, so a slow store or daemon
-never piles up polls. The operator's actions (drain, budget, replay) are in `tui.actions`.
+never piles up polls. The operator's actions (drain, budget, replay) are in `tui.actions`;
+in a fleet they go to whichever of the daemons given answers (`tui.client`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,8 +67,8 @@ class OmenConsole(AdminActions):
 
     def __init__(
         self,
-        database: Path,
-        url: str,
+        database: Path | str,
+        url: str | Sequence[str],
         admin_key: str | None,
         readonly: bool = False,
         poll_interval: float = 2.0,
@@ -77,7 +78,7 @@ class OmenConsole(AdminActions):
         time_zone: str = "UTC",
     ) -> None:
         super().__init__()
-        self.database = Path(database)
+        self.database = database if isinstance(database, str) else Path(database)
         self.url = url
         self.readonly = readonly
         self.poll_interval = poll_interval
@@ -179,6 +180,7 @@ class OmenConsole(AdminActions):
 
     def _apply(self, snapshot: Snapshot) -> None:
         was_ok = self.actions_ok
+        self._moved(self.daemon, snapshot.daemon)
         self.daemon = snapshot.daemon
         self.last_snapshot = snapshot
         with self.batch_update():
@@ -189,6 +191,19 @@ class OmenConsole(AdminActions):
                 view.actions_ok = snapshot.daemon.actions_ok
         if was_ok != self.actions_ok:
             self.refresh_bindings()
+
+    def _moved(self, before: DaemonState | None, now: DaemonState) -> None:
+        """Say so when the daemon talked to stopped answering and another one of the fleet
+        took over: actions now go there."""
+        if before is None or not now.reachable or before.url == now.url:
+            return
+        name = f"{now.instance} ({now.url})" if now.instance else now.url
+        self.notify(
+            f"Actions now go to {name}: {before.url} stopped answering",
+            title="Daemon changed",
+            severity="warning",
+            timeout=6,
+        )
 
     def _banner(self, message: str | None) -> None:
         banner = self.main.query_one("#banner", Static)
@@ -245,7 +260,7 @@ class OmenConsole(AdminActions):
             self.notify("Filter cleared", timeout=2)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(readonly=self.readonly, url=self.client.base_url))
+        self.push_screen(HelpScreen(readonly=self.readonly, url=self.client.where))
 
     # -- command palette ---------------------------------------------------------------------
 
@@ -256,7 +271,9 @@ class OmenConsole(AdminActions):
                 f"Switch to the {TITLES[view]} view",
                 partial(self.action_show_view, view),
             )
-        yield SystemCommand("Filter", "Filter by text, container or provider", self.action_filter)
+        yield SystemCommand(
+            "Filter", "Filter by text, container, provider or instance", self.action_filter
+        )
         if self.filter.active:
             yield SystemCommand(
                 "Clear filter", "Show everything", partial(self._set_filter, Filter())
@@ -283,8 +300,8 @@ class OmenConsole(AdminActions):
 
 
 def run(
-    database: Path,
-    url: str,
+    database: Path | str,
+    url: str | Sequence[str],
     admin_key: str | None,
     readonly: bool,
     mouse: bool,
@@ -294,5 +311,7 @@ def run(
     """Run the console in this terminal until the operator quits.
 
     `time_zone` is the daemon's `server.time_zone`, the calendar its budgets count in.
+    `url`: the daemon, or a fleet's daemons (a list, or comma-separated): actions go to the
+    first that answers, then to the next when it stops answering.
     """
     OmenConsole(database, url, admin_key, readonly, time_zone=time_zone).run(mouse=mouse)

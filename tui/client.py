@@ -3,11 +3,17 @@
 Blocking calls, made from thread workers so the UI never waits on the network. Every failure
 becomes an `AdminError` whose message an operator can act on (daemon down, key refused, the
 daemon's own error text).
+
+A fleet's console is given several daemons (`--url a,b`): every instance acts on the one
+shared store, so any live one will do. The client talks to one at a time and moves on to the
+next when it stops answering. A read is asked again of the next daemon whatever failed; an
+action only when it never reached the daemon (the connection was refused or timed out), so a
+drain or a replay is never sent twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -37,24 +43,58 @@ class AdminError(Exception):
         return self.status in (401, 403)
 
 
+def daemon_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
+    """`http://a:8080,http://b:8080` (or a list of such) as distinct URLs, in order."""
+    given = [urls] if isinstance(urls, str) else list(urls)
+    found: list[str] = []
+    for text in given:
+        for url in text.split(","):
+            url = url.strip().rstrip("/")
+            if url and url not in found:
+                found.append(url)
+    if not found:
+        raise ValueError("no daemon URL given")
+    return tuple(found)
+
+
 class AdminClient:
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         admin_key: str | None,
         *,
         timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.urls = daemon_urls(base_url)
         self.has_key = bool(admin_key)
+        self.instance: str | None = None  # the name the daemon talked to gave itself
+        self._shared_store = False  # that daemon relays other instances' views (PostgreSQL)
+        self._current = 0
         headers = {"authorization": f"Bearer {admin_key}"} if admin_key else {}
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
-        )
+        self._http = [
+            httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=transport)
+            for url in self.urls
+        ]
+
+    @property
+    def base_url(self) -> str:
+        """The daemon the client talks to now."""
+        return self.urls[self._current]
+
+    @property
+    def fleet(self) -> bool:
+        """Several daemons given, or one that shares its store with others."""
+        return len(self.urls) > 1 or self._shared_store
+
+    @property
+    def where(self) -> str:
+        """Every daemon it may talk to, for messages."""
+        return ", ".join(self.urls)
 
     def close(self) -> None:
-        self._http.close()
+        for http in self._http:
+            http.close()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -63,7 +103,13 @@ class AdminClient:
         return self._call("GET", "/health", timeout=_HEALTH_TIMEOUT)
 
     def endpoints(self) -> list[dict[str, Any]]:
-        endpoints: list[dict[str, Any]] = self._call("GET", "/admin/endpoints").get("endpoints", [])
+        """The endpoints as the daemon sees them (in a fleet, with every instance's view
+        under "instances"); notes the daemon's instance name."""
+        data = self._call("GET", "/admin/endpoints")
+        instance = data.get("instance")
+        self.instance = str(instance) if instance else None
+        endpoints: list[dict[str, Any]] = data.get("endpoints", [])
+        self._shared_store = any("instances" in endpoint for endpoint in endpoints)
         return endpoints
 
     def containers(self) -> dict[str, Any]:
@@ -141,29 +187,48 @@ class AdminClient:
         params: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        try:
-            response = self._http.request(
-                method,
-                path,
-                json=json,
-                params=params,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.HTTPError as exc:
-            detail = str(exc) or type(exc).__name__
-            raise AdminError(f"daemon unreachable at {self.base_url} ({detail})") from None
-        if response.status_code >= 400:
-            raise AdminError(_error_message(response), response.status_code)
-        try:
-            data = response.json()
-        except ValueError:
-            raise AdminError(
-                f"{method} {path}: the daemon answered something that is not JSON",
-                response.status_code,
-            ) from None
-        if not isinstance(data, dict):
-            raise AdminError(f"{method} {path}: unexpected answer", response.status_code)
-        return data
+        failures: list[str] = []
+        count = len(self.urls)
+        for index in [(self._current + step) % count for step in range(count)]:
+            try:
+                response = self._http[index].request(
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.HTTPError as exc:
+                detail = str(exc) or type(exc).__name__
+                failures.append(f"{self.urls[index]} ({detail})")
+                if method == "GET" or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    continue  # nothing was done there: the next daemon may do it
+                raise AdminError(
+                    f"no answer from {self.urls[index]} ({detail}); it may have been done"
+                ) from None
+            self._talk_to(index)
+            return _answer(response, method, path)
+        raise AdminError(f"daemon unreachable at {'; '.join(failures)}") from None
+
+    def _talk_to(self, index: int) -> None:
+        if index != self._current:
+            self._current = index
+            self.instance = None  # until this daemon says its name
+
+
+def _answer(response: httpx.Response, method: str, path: str) -> dict[str, Any]:
+    if response.status_code >= 400:
+        raise AdminError(_error_message(response), response.status_code)
+    try:
+        data = response.json()
+    except ValueError:
+        raise AdminError(
+            f"{method} {path}: the daemon answered something that is not JSON",
+            response.status_code,
+        ) from None
+    if not isinstance(data, dict):
+        raise AdminError(f"{method} {path}: unexpected answer", response.status_code)
+    return data
 
 
 def _error_message(response: httpx.Response) -> str:

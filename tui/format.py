@@ -15,6 +15,7 @@ HEALTH_STYLES = {
     "healthy": "green",
     "unhealthy": "bold red",
     "cooling": "yellow",
+    "degraded": "yellow",  # a fleet's instances disagree: some see it down
     "drained": "magenta",
     "unknown": "dim",
 }

@@ -109,11 +109,13 @@ ENDPOINTS = [
 
 
 class FakeAdmin:
-    """The admin API's answers; `up=False` refuses every connection, as a stopped daemon."""
+    """The admin API's answers; `up=False` refuses every connection, as a stopped daemon.
+    `instance`: the name the daemon gives itself in GET /admin/endpoints (a fleet's)."""
 
-    def __init__(self, *, up: bool = True, admin: bool = True) -> None:
+    def __init__(self, *, up: bool = True, admin: bool = True, instance: str | None = None) -> None:
         self.up = up
         self.admin = admin
+        self.instance = instance
         self.calls: list[tuple[str, str, Any]] = []
         self.whatif = WHATIF  # what GET /admin/whatif answers (tests may swap it)
         self.feedback_refused: set[str] = set()  # request ids POST /v1/feedback 404s
@@ -137,7 +139,10 @@ class FakeAdmin:
         if not self.admin:
             return _json({"error": {"message": "this route needs an admin-scope key"}}, 403)
         if path == "/admin/endpoints":
-            return _json({"providers": {}, "endpoints": ENDPOINTS})
+            answer: dict[str, Any] = {"providers": {}, "endpoints": ENDPOINTS}
+            if self.instance is not None:
+                answer["instance"] = self.instance
+            return _json(answer)
         if path == "/admin/containers":
             return _json({"limits": {"backend": "memory"}, "containers": CONTAINERS})
         if path.endswith("/drain") or path.endswith("/undrain"):
@@ -154,6 +159,16 @@ class FakeAdmin:
                 return _json({"error": {"message": message, "param": "request_id"}}, 404)
             return _json({"request_id": body["request_id"], "score": float(body["score"])})
         return _json({"error": {"message": "not found"}}, 404)
+
+
+def fleet_client(daemons: dict[str, FakeAdmin], key: str | None = "sk-admin") -> AdminClient:
+    """One AdminClient over several fake daemons, each answering at its URL, in that order
+    (as `omen tui --url a,b` gives them)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return daemons[f"{request.url.scheme}://{request.url.netloc.decode()}"].handle(request)
+
+    return AdminClient(list(daemons), key, transport=httpx.MockTransport(handle))
 
 
 REPLAY = {

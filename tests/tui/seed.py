@@ -2,6 +2,9 @@
 
 Everything is placed relative to NOW (a fixed Wednesday, 12:30 UTC), so with the console's
 clock frozen at NOW every figure, bar and chart comes out the same on every run.
+
+`seed_fleet` writes a fleet's PostgreSQL store: instance "a" the whole seed, instance "b" an
+hour of its own requests and its own probes, which find ollama/gpu1 down from where b runs.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import math
 import random
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omen_store import (
     AuditRecord,
@@ -185,9 +188,12 @@ def _cache_reads(turn: int, provider: str, prompt: int, status: int) -> int:
     return prompt * 3 // 4 // 128 * 128
 
 
-def seed_store(path: Path) -> Path:
+Target = TypeVar("Target", Path, str)  # a SQLite file, or a PostgreSQL URL
+
+
+def seed_store(path: Target, *, instance: str = "") -> Target:
     rng = random.Random(7)
-    writer = StoreWriter(path, flush_interval=0.01)
+    writer = StoreWriter(path, flush_interval=0.01, instance=instance)
     writer.start()
     for record, body in requests(rng):
         writer.record_request(record, body)
@@ -266,3 +272,39 @@ def seed_store(path: Path) -> Path:
         )
     writer.close()
     return path
+
+
+FLEET = ("a", "b")
+DOWN_ON_B = ("ollama", "gpu1")  # b cannot reach it; a can
+
+
+def seed_fleet(url: str) -> str:
+    """Two instances on one PostgreSQL store (see the module docstring)."""
+    seed_store(url, instance="a")
+    rng = random.Random(11)
+    writer = StoreWriter(url, flush_interval=0.01, instance="b")
+    writer.start()
+    for index in range(40):  # one request every 90 s over the last hour
+        record, body = _request(rng, f"b_req_{index:04d}", NOW - 3600 + index * 90 + 20)
+        writer.record_request(record, body)
+    for minute in range(60):
+        ts = NOW - 3600 + minute * 60 + 15
+        for provider, endpoint, latency in (
+            ("ollama", "gpu1", 14.0),
+            ("ollama", "gpu2", 12.0),
+            ("openai", "api.openai.com", 80.0),
+        ):
+            healthy = (provider, endpoint) != DOWN_ON_B
+            writer.record_health(
+                HealthSample(
+                    ts=ts,
+                    provider=provider,
+                    endpoint=endpoint,
+                    healthy=healthy,
+                    latency_ms=latency if healthy else None,
+                    error=None if healthy else "connect timeout from b",
+                    in_flight=1 if provider == "openai" else 0,
+                )
+            )
+    writer.close()
+    return url

@@ -3,6 +3,9 @@
 Runs in a thread worker. Only the active view's data is read, every store query is one of
 `StoreReader`'s bounded ones (rollups, indexed ranges with a LIMIT), and the routing feed is
 incremental: after the first read it asks only for rows past the last rowid it has seen.
+
+A fleet's store holds every instance's probes: an endpoint is then one row whose health is
+what the instances that probed it lately agree on, each instance's view kept beside it.
 """
 
 from __future__ import annotations
@@ -10,14 +13,24 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from omen_store import HealthRow, RequestRow, StoreError, StoreMissingError, StoreReader
+from omen_store import (
+    DrainRow,
+    HealthRow,
+    RequestRow,
+    StoreError,
+    StoreMissingError,
+    StoreReader,
+    display_store,
+)
 from omen_tui.client import AdminClient, AdminError
 from omen_tui.model.budget import build_statuses
 from omen_tui.model.filters import Filter
+from omen_tui.model.fleet import agree, instance_views, newest_gpu
 from omen_tui.model.periods import PERIODS, Periods, utc_day
 from omen_tui.model.snapshot import (
     Alert,
@@ -47,7 +60,7 @@ VIEWS = ("overview", "routing", "providers", "gpu")
 class Poller:
     def __init__(
         self,
-        database: Path,
+        database: Path | str,
         client: AdminClient,
         *,
         tz: ZoneInfo,
@@ -61,9 +74,10 @@ class Poller:
         self._open_lock = threading.Lock()
         self._admin: bool | None = None  # None: not asked yet
         self._admin_message = ""
-        self._feed_key: tuple[str, str] | None = None
+        self._feed_key: tuple[str, str, str] | None = None
         self._feed_rowid = 0
         self._last_seen: float | None = None  # when the daemon last answered
+        self._talking_to: str | None = None  # the daemon's URL the admin state is about
         self._sessions = SessionCounter()
 
     def close(self) -> None:
@@ -103,8 +117,9 @@ class Poller:
                 try:
                     self._reader = StoreReader(self.database)
                 except StoreMissingError:
+                    where = display_store(self.database)
                     raise StoreError(
-                        f"no store at {self.database} yet (it appears when `omen serve` starts)"
+                        f"no store at {where} yet (it appears when `omen serve` starts)"
                     ) from None
             return self._reader
 
@@ -118,12 +133,17 @@ class Poller:
             self._admin = None  # ask again once it is back
             state.message = exc.message
             return state
+        if self.client.base_url != self._talking_to:  # another daemon of the fleet answers:
+            self._talking_to = self.client.base_url  # is the key good there, what is it called
+            self._admin = None
+        state.url = self.client.base_url
         state.reachable = True
         state.last_seen = self._last_seen = self.clock()
         if self._admin is None:
             self._admin_call(self.client.endpoints)
         state.admin = bool(self._admin)
         state.message = self._admin_message
+        state.instance = self.client.instance if self.client.fleet else None
         return state
 
     def _admin_call(self, call: Callable[[], Any]) -> Any:
@@ -188,26 +208,28 @@ class Poller:
     # -- 2 routing -----------------------------------------------------------------------
 
     def _routing(self, reader: StoreReader, filt: Filter) -> RoutingData:
-        key = (filt.container, filt.provider)
-        container = filt.container or None
-        provider = filt.provider or None
+        key = (filt.container, filt.provider, filt.instance)
+        feed = partial(
+            reader.recent_requests,
+            container=filt.container or None,
+            provider=filt.provider or None,
+            instance=filt.instance or None,
+            limit=FEED_SIZE,
+        )
+        # The fleet's names, from the probes' newest rows (one per instance and endpoint).
+        instances = frozenset(row.instance for row in reader.latest_health())
         if self._feed_key == key:
-            rows = reader.recent_requests(
-                container=container,
-                provider=provider,
-                after_rowid=self._feed_rowid,
-                limit=FEED_SIZE,
-            )
+            rows = feed(after_rowid=self._feed_rowid)
             if len(rows) < FEED_SIZE:
                 self._advance(rows)
-                return RoutingData(rows, replace=False)
+                return RoutingData(rows, replace=False, instances=instances)
         # First read, a new filter, or more arrived than the feed holds: start from the newest.
-        rows = reader.recent_requests(container=container, provider=provider, limit=FEED_SIZE)
+        rows = feed()
         self._feed_key = key
         self._feed_rowid = max((row.rowid for row in rows), default=0)
         if not rows:
             self._feed_rowid = reader.max_rowid()
-        return RoutingData(rows, replace=True)
+        return RoutingData(rows, replace=True, instances=instances)
 
     def _advance(self, rows: list[RequestRow]) -> None:
         if rows:
@@ -221,28 +243,42 @@ class Poller:
         live: list[dict[str, Any]] = self._live(daemon, self.client.endpoints) or []
         health = reader.latest_health() if reader is not None else []
         drains = reader.drains() if reader is not None else {}
+        views = instance_views(health, live, now)
+        fleet = len({view.instance for seen in views.values() for view in seen}) > 1
         by_key: dict[tuple[str, str], EndpointStatus] = {}
-        for row in health:
-            by_key[(row.provider, row.endpoint)] = _from_health(row, live=daemon.reachable)
+        if fleet:
+            for (provider, endpoint), seen in views.items():
+                mine = [v for v in seen if filt.matches_instance(v.instance)]
+                by_key[(provider, endpoint)] = EndpointStatus(
+                    provider, endpoint, "unknown", fleet=True, instances=mine
+                )
+        else:
+            for row in health:
+                by_key[(row.provider, row.endpoint)] = _from_health(row, live=daemon.reachable)
         for (provider, endpoint), drain in drains.items():
             status = by_key.setdefault(
-                (provider, endpoint), EndpointStatus(provider, endpoint, "unknown")
+                (provider, endpoint), EndpointStatus(provider, endpoint, "unknown", fleet=fleet)
             )
-            if drain.drained:
-                status.drained, status.health = True, "drained"
-                status.drain_reason, status.drain_actor = drain.reason, drain.actor
-                status.drain_ts = drain.ts
+            _apply_drain(status, drain)
+        live_in_flight: dict[tuple[str, str], int] = {}
         for item in live:
             key = (str(item.get("provider")), str(item.get("endpoint")))
-            status = by_key.setdefault(key, EndpointStatus(key[0], key[1], "unknown"))
+            status = by_key.setdefault(key, EndpointStatus(key[0], key[1], "unknown", fleet=fleet))
             _apply_live(status, item)
+            live_in_flight[key] = status.in_flight
+        if fleet:
+            talking = daemon.instance if daemon.reachable else None
+            if talking is not None and not filt.matches_instance(talking):
+                talking = None
+            for key, status in by_key.items():
+                agree(status, talking, live_in_flight.get(key))
         endpoints = [s for s in by_key.values() if filt.matches_provider(s.provider)]
         if reader is not None:
             _latencies(reader, endpoints, now)
         endpoints = [
             s
             for s in endpoints
-            if filt.matches_text(s.provider, s.endpoint, s.url, s.health, s.last_error)
+            if filt.matches_text(s.provider, s.endpoint, s.url, s.health, s.last_error, *s.down_on)
         ]
         endpoints.sort(key=lambda s: (s.provider, s.endpoint))
         return ProvidersData(endpoints)
@@ -263,7 +299,8 @@ class Poller:
             return GpuData([])
         drains = reader.drains()
         endpoints = []
-        for row in reader.latest_gpu():
+        rows = [row for row in reader.latest_gpu() if filt.matches_instance(row.instance)]
+        for row, in_flight, sampled_by in newest_gpu(rows):
             if not filt.matches_provider(row.provider):
                 continue
             status = GpuStatus(
@@ -273,14 +310,15 @@ class Poller:
                 row.gpu_util_percent,
                 row.vram_used_bytes,
                 row.vram_total_bytes,
-                row.in_flight,
+                in_flight,
                 row.loaded_models,
             )
             drain = drains.get((row.provider, row.endpoint))
             status.drained = bool(drain and drain.drained)
             item = live_by_key.get(status.key)
             if item is not None:
-                status.in_flight = int(item.get("in_flight") or 0)
+                if sampled_by < 2:  # else the fleet's sum: the daemon counts its own only
+                    status.in_flight = int(item.get("in_flight") or 0)
                 status.drained = bool(item.get("drained"))
             names = [str(m.get("name")) for m in status.models]
             if filt.matches_text(status.endpoint, *names):
@@ -343,6 +381,14 @@ def _from_health(row: HealthRow, *, live: bool) -> EndpointStatus:
         checked_ts=row.ts,
         probe_health=probed,
     )
+
+
+def _apply_drain(status: EndpointStatus, drain: DrainRow) -> None:
+    """Drains are fleet-wide: one row per endpoint, whichever instance set it."""
+    if drain.drained:
+        status.drained, status.health = True, "drained"
+        status.drain_reason, status.drain_actor = drain.reason, drain.actor
+        status.drain_ts, status.drain_instance = drain.ts, drain.instance or None
 
 
 def _apply_live(status: EndpointStatus, item: dict[str, Any]) -> None:

@@ -13,11 +13,12 @@ from omen_tui.model.budget import ContainerStatus
 class DaemonState:
     """What the console knows about the daemon after its last look."""
 
-    url: str
+    url: str  # the daemon talked to (of the --url ones, the first that answers)
     reachable: bool = False
     admin: bool = False  # the admin API accepted our key
     message: str = ""  # why not, in words
     last_seen: float | None = None  # when it last answered /health (None: not this session)
+    instance: str | None = None  # its name, in a fleet (from /admin/endpoints)
 
     @property
     def actions_ok(self) -> bool:
@@ -55,13 +56,27 @@ class OverviewData:
 class RoutingData:
     rows: list[RequestRow]
     replace: bool  # True: these rows are the whole feed; False: append them
+    instances: frozenset[str] = frozenset()  # the instance names the store's probes carry
+
+
+@dataclass(slots=True)
+class InstanceView:
+    """How one instance of a fleet sees an endpoint: its newest probe."""
+
+    instance: str
+    healthy: bool
+    checked_ts: float
+    latency_ms: float | None = None
+    error: str | None = None
+    in_flight: int = 0
+    fresh: bool = True  # probed lately (an instance that stopped probing is left out)
 
 
 @dataclass(slots=True)
 class EndpointStatus:
     provider: str
     endpoint: str
-    health: str  # healthy | unhealthy | cooling | drained | unknown
+    health: str  # healthy | unhealthy | degraded | cooling | drained | unknown
     url: str | None = None
     probe_ms: float | None = None
     p50_ms: float | None = None
@@ -79,10 +94,24 @@ class EndpointStatus:
     checked_ts: float | None = None
     probe_health: str | None = None  # what the last stored probe found
     loaded_models: list[str] = field(default_factory=list)
+    # A fleet (a store holding several instances' probes): each instance's view, by name;
+    # `health` is then what the fresh ones agree on (degraded: some see it down).
+    fleet: bool = False
+    instances: list[InstanceView] = field(default_factory=list)
+    drain_instance: str | None = None  # through which instance the drain was set
 
     @property
     def key(self) -> str:
         return f"{self.provider}/{self.endpoint}"
+
+    @property
+    def seen_by(self) -> list[InstanceView]:
+        """The instances that probed it lately."""
+        return [view for view in self.instances if view.fresh]
+
+    @property
+    def down_on(self) -> list[str]:
+        return [view.instance for view in self.seen_by if not view.healthy]
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""FilterEditor: the `/` filter — container, provider (exact) and free text."""
+"""FilterEditor: the `/` filter — container, provider, instance (exact) and free text, where
+`instance:a` (or `i:a`, `c:app`, `p:openai`) fills its field."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ class FilterEditor(ModalScreen[Filter | None]):
         with Vertical(classes="dialog"):
             yield Static("Filter", classes="dialog-title")
             for field, hint in (
-                ("text", "text in id, model, reason, error, endpoint"),
+                ("text", "text in id, model, reason, error; or i:NAME c:NAME p:NAME"),
                 ("container", "container name (exact)"),
                 ("provider", "provider name (exact)"),
+                ("instance", "Omen instance of the fleet (exact)"),
             ):
                 with Horizontal(classes="field"):
                     yield Static(f"{field:<10}", classes="field-label")
@@ -49,11 +51,11 @@ class FilterEditor(ModalScreen[Filter | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        values = {
-            field: self.query_one(f"#filter-{field}", Input).value.strip()
-            for field in ("container", "provider", "text")
+        fields = {
+            field: self.query_one(f"#filter-{field}", Input).value
+            for field in ("container", "provider", "instance")
         }
-        self.dismiss(Filter(**values))
+        self.dismiss(Filter.parse(self.query_one("#filter-text", Input).value, **fields))
 
     def action_clear(self) -> None:
         self.dismiss(Filter())

@@ -18,13 +18,14 @@ KEYS = (
     ("pgup pgdn", "a page up / down; ← → scroll a table wider than the screen"),
     ("g G", "first row (then follow new rows) / last row; home end alike"),
     ("enter", "Routing: open the decision (scores, attempts, body)"),
+    ("enter", "Providers, in a fleet: each instance's view of the endpoint"),
     ("d", "Providers/GPU: drain or undrain the endpoint (asks first)"),
     ("b", "Overview: change the container's daily/weekly/monthly budget"),
     ("r", "Routing: replay it (same route, re-route, or another model)"),
     ("+ -", "Replay result: the replay was better / worse (feedback 1 / 0)"),
     ("L", "Routing: what routing learnt, per model (read from the store)"),
     ("w", "Overview: what-if — re-route the period under another strategy"),
-    ("/", "filter by text, container, provider (ctrl+u in it clears)"),
+    ("/", "filter by text, container, provider or instance (i:NAME)"),
     ("p", "pause / resume polling"),
     ("ctrl+p  :", "command palette"),
     ("esc", "back / close; on a view, clear the filter"),
@@ -61,10 +62,14 @@ class HelpScreen(ModalScreen[None]):
         return table
 
     def _notes(self) -> Text:
+        where = self.url
+        if "," in where:  # a fleet's daemons: any live one acts on the shared store
+            where = f"the first that answers of {where}"
         return Text(
             f"Data comes from the store (works with the daemon down); actions go to the "
-            f"daemon's admin API at {self.url} and are audited. Header: ● daemon up, "
-            "✖ unreachable (history only, actions off), ⏸ paused.",
+            f"daemon's admin API at {where} and are audited. Header: ● daemon up (in a "
+            "fleet, `on a`: the instance acted through), ✖ unreachable (history only, "
+            "actions off), ⏸ paused.",
             style="dim",
         )
 

@@ -1,5 +1,6 @@
-"""RequestDetail: one routing decision in full — the route (passed through or translated, any
-fields dropped), session, prompt-cache use, scores, exclusions, attempts, stored body.
+"""RequestDetail: one routing decision in full — the instance that served it, the route (passed
+through or translated, any fields dropped), session, prompt-cache use, scores, exclusions,
+attempts, stored body.
 
 Names (provider/model, endpoints) get the width they need and are middle-elided past it, so
 gpt-4o and gpt-4o-mini never read alike; free text (errors, notes) wraps and is never cut."""
@@ -146,6 +147,9 @@ def _summary(row: RequestRow, decision: dict[str, Any]) -> Text:
     text.append_text(status_text(row.status))
     text.append(f"  {row.container}", style="bold")
     text.append(f" ({row.key_id or 'no key'}) {row.kind}{' stream' if row.stream else ''}")
+    if row.instance:  # the fleet's instance that served it
+        text.append("  served by ", style="dim")
+        text.append(row.instance, style="bold")
     text.append(f"\n{row.requested_model} → ")
     route = f"{row.provider}/{row.model}@{row.endpoint}" if row.provider else "(not routed)"
     text.append(route, style="bold")

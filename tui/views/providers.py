@@ -4,6 +4,10 @@ An endpoint is named `provider/name host:port` (the config's name, and where it 
 that differs), in a column that takes the room the terminal has: two Ollama boxes on one
 host stay apart at 80 columns. p50/p95 come from the last 15 minutes of requests, else from
 the health probes of the last hour (marked `~`); the summary says which.
+
+On a fleet's store each instance probes every endpoint from where it runs: the health column
+says what they agree on (`healthy 2/2`, `down on b`), the card under the table lists each
+instance's view, and Enter opens them in full. A drain is fleet-wide.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from omen_tui.messages import DrainRequested
 from omen_tui.model import Snapshot
 from omen_tui.model.layout import Spec, fit
 from omen_tui.model.poller import LATENCY_WINDOW_S, PROBE_WINDOW_S
-from omen_tui.model.snapshot import EndpointStatus
+from omen_tui.model.snapshot import EndpointStatus, InstanceView
+from omen_tui.screens.endpoint_instances import EndpointInstances
 from omen_tui.views.base import ConsoleView
 from omen_tui.widgets.live_table import Column, LiveTable
 
@@ -38,6 +43,7 @@ COLUMNS = (
     Column("last_error", "last error", 40),
 )
 NAME_MIN = 14
+HEALTH_MAX = 18  # `down on <instance>`: longer instance names are middle-elided
 PROBE_MARK = "~"  # a p50/p95 from health probes, not requests
 
 
@@ -94,9 +100,12 @@ class ProvidersView(ConsoleView):
         endpoints = self._endpoints.values()
         names = max((len(endpoint_name(e)) for e in endpoints), default=0)
         errors = max((len(e.last_error or "") for e in endpoints), default=0)
+        health = min(max((len(health_label(e)) for e in endpoints), default=0), HEALTH_MAX)
         specs = [
             Spec("endpoint", minimum=NAME_MIN, want=names),
-            *(Spec(c.key, c.width) for c in COLUMNS[1:-1]),
+            # `healthy 2/2` whole; a long `down on <instance>` is what gives way.
+            Spec("health", minimum=max(COLUMNS[1].width, min(health, 11)), want=health),
+            *(Spec(c.key, c.width) for c in COLUMNS[2:-1]),
             Spec("last_error", minimum=10, want=max(errors, 10), optional=True, grow=True),
         ]
         self._widths = fit(room, specs)
@@ -109,6 +118,13 @@ class ProvidersView(ConsoleView):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_card()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a fleet's endpoint: every instance's view of it."""
+        event.stop()
+        endpoint = self._endpoints.get(str(event.row_key.value))
+        if endpoint is not None and endpoint.fleet:
+            self.app.push_screen(EndpointInstances(endpoint, self._now))
 
     def action_drain(self) -> None:
         endpoint = self.selected  # the row under the cursor, by its key
@@ -163,10 +179,27 @@ def _latency(value: float | None, source: str) -> str:
     return millis(value) if source != "probes" or value is None else PROBE_MARK + millis(value)
 
 
+def health_label(e: EndpointStatus, width: int = HEALTH_MAX) -> str:
+    """The health column: on a fleet's store, what the instances that probed the endpoint
+    lately agree on — `healthy 2/2`, `down 2/2`, `down on b`, `down on 2/3`."""
+    seen = len(e.seen_by)
+    if not e.fleet or seen < 2 or e.health not in ("healthy", "unhealthy", "degraded"):
+        return e.health
+    down = e.down_on
+    if e.health == "healthy":
+        return f"healthy {seen}/{seen}"
+    if e.health == "unhealthy":
+        return f"down {seen}/{seen}"
+    if len(down) > 1:
+        return f"down on {len(down)}/{seen}"
+    return "down on " + elide(down[0], max(1, width - 8))
+
+
 def _cells(e: EndpointStatus, widths: Mapping[str, int], live: bool) -> tuple[str | Text, ...]:
+    live = live or e.fleet  # a fleet's in-flight comes from the other instances' probes too
     cells: dict[str, str | Text] = {
         "endpoint": name_cell(e, widths["endpoint"]),
-        "health": Text(e.health, style=HEALTH_STYLES.get(e.health, "")),
+        "health": Text(health_label(e, widths["health"]), style=HEALTH_STYLES.get(e.health, "")),
         "p50": _latency(e.p50_ms, e.latency_source),
         "p95": _latency(e.p95_ms, e.latency_source),
         "errors": Text(percent(e.error_rate), style="red" if (e.error_rate or 0) >= 0.1 else ""),
@@ -181,9 +214,18 @@ def providers_summary(endpoints: list[EndpointStatus], *, live: bool, width: int
     """How many are healthy (or that nobody knows, with the daemon down), and what the
     latency and error figures are made of (left out rather than cut, where it does not fit
     in `width`: the card says it per endpoint)."""
-    if live:
+    fleet = any(e.fleet for e in endpoints)  # the instances' probes say, daemon or not
+    if live or fleet:
         healthy = sum(1 for e in endpoints if e.health == "healthy")
         text = Text(f"{healthy}/{len(endpoints)} healthy", style="bold")
+        degraded = sum(1 for e in endpoints if e.health == "degraded")
+        if degraded:
+            text.append(f"  {degraded} degraded", style="yellow")
+        probing = {view.instance for e in endpoints for view in e.seen_by}
+        if len(probing) > 1:
+            text.append(f"  {len(probing)} instances", style="dim")
+        if not live:
+            text.append("  daemon down", style="yellow")
     else:
         text = Text("daemon down: health unknown", style="bold yellow")
         probed = [e.checked_ts for e in endpoints if e.checked_ts is not None]
@@ -214,7 +256,9 @@ def endpoint_card(e: EndpointStatus | None, now: float, *, live: bool = True) ->
     where = host_port(e.url)
     if where and where != e.endpoint:
         text.append(f" {where}", style="dim")
-    if live:
+    if e.fleet:  # each instance's probe is on the next line
+        text.append("  enter: each instance's view", style="dim")
+    elif live:
         text.append(f"  probe {millis(e.probe_ms)}, checked {ago(e.checked_ts, now)}", style="dim")
     elif e.probe_health:
         text.append(
@@ -230,12 +274,16 @@ def endpoint_card(e: EndpointStatus | None, now: float, *, live: bool = True) ->
     if e.error_source == "daemon":
         text.append("  err% of its last 20 calls", style="dim")
     text.append("\n")
+    if e.fleet:
+        text.append_text(instances_line(e.instances, now))
+        text.append("\n")
     if e.drained:
         text.append("drained", style="magenta")
         if e.drain_reason:
             text.append(f": {e.drain_reason}")
         if e.drain_actor:
-            text.append(f" (by {e.drain_actor}, {ago(e.drain_ts, now)})", style="dim")
+            via = f" via {e.drain_instance}" if e.fleet and e.drain_instance else ""
+            text.append(f" (by {e.drain_actor}{via}, {ago(e.drain_ts, now)})", style="dim")
         text.append("  ")
     if e.loaded_models:
         text.append("loaded: " + ", ".join(e.loaded_models) + "  ", style="dim")
@@ -243,4 +291,27 @@ def endpoint_card(e: EndpointStatus | None, now: float, *, live: bool = True) ->
         text.append(f"last error: {e.last_error}", style="red")
     elif not e.drained and not e.loaded_models:
         text.append("no errors", style="dim")
+    return text
+
+
+def instances_line(views: Sequence[InstanceView], now: float) -> Text:
+    """Each instance's newest probe in one line: `a up 9ms 10s ago · b down: refused`."""
+    if not views:
+        return Text("no instance probed it", style="dim")
+    text = Text()
+    for view in views:
+        if text:
+            text.append(" · ", style="dim")
+        text.append(view.instance or "(unnamed)", style="bold")
+        if not view.fresh:
+            text.append(f" silent since {ago(view.checked_ts, now)}", style="dim")
+            continue
+        if view.healthy:
+            text.append(" up", style="green")
+            text.append(f" {millis(view.latency_ms)}", style="dim")
+        else:
+            text.append(" down", style="bold red")
+            if view.error:
+                text.append(f": {view.error}", style="red")
+        text.append(f" {ago(view.checked_ts, now)}", style="dim")
     return text

@@ -3,6 +3,8 @@
 The columns are laid out for the terminal's width: the reason — what the console is for —
 takes what the others leave, middle-elided; at 80 columns latency, tokens, session and cache
 step aside (the strip under the table shows them, and the whole reason, for the selected row).
+On a fleet's store the instance that served each request gets a column where the reason can
+spare it, and is always in the strip.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from omen_tui.widgets.live_table import Column, LiveTable, OpenableTable
 REASON_WANTED = 40  # the reason column's width before optional columns step aside
 REASON_MIN = 20  # ... and before the route column is narrowed
 ROUTE_MIN = 14
-CAPS = {"container": 16, "intent": 14, "route": 44}  # longer names are middle-elided
+CAPS = {"container": 16, "intent": 14, "route": 44, "instance": 12}  # longer: middle-elided
 OPTIONAL = ("cache", "session", "tokens", "latency")  # the order they step aside in
 STRIP_LINES = 3  # lines of error and reason under the facts line (app.tcss: height 4)
 
@@ -47,15 +49,18 @@ class Layout:
         return 0
 
 
-def layout(width: int, widest: dict[str, int]) -> Layout:
+def layout(width: int, widest: dict[str, int], *, fleet: bool = False) -> Layout:
     """Columns that fill `width` cells exactly (each but the last has a one-cell gap).
 
     `widest` holds the longest value seen per column (route: with its endpoint, `model`:
-    without), so fixed words such as intent names are never cut.
+    without), so fixed words such as intent names are never cut. The instance column, where
+    requests name one, steps aside first, but in a `fleet` (several instances) last, after
+    the endpoint in the route.
     """
     wanted = {
         "time": 8,
         "status": 3,
+        "instance": max(8, min(widest.get("instance", 0), CAPS["instance"])),
         "container": max(9, min(widest.get("container", 0), CAPS["container"])),
         "intent": max(6, min(widest.get("intent", 0), CAPS["intent"])),
         "route": max(ROUTE_MIN, min(widest.get("route", 0), CAPS["route"])),
@@ -65,24 +70,35 @@ def layout(width: int, widest: dict[str, int]) -> Layout:
         "session": max(7, min(widest.get("session", 0), 12)),
         "cache": 9,
     }
-    # Session and cache columns only once some request had one.
-    shown = [key for key in wanted if key not in ("session", "cache") or widest.get(key)]
+    # Session, cache and instance columns only once some request had one.
+    optional = (*OPTIONAL, "instance") if fleet else ("instance", *OPTIONAL)
+    shown = [
+        key for key in wanted if key not in ("session", "cache", "instance") or widest.get(key)
+    ]
 
     def left() -> int:  # the reason's share
         return width - sum(wanted[key] + 1 for key in shown)
 
-    for key in OPTIONAL:
+    for key in optional:
         if left() >= REASON_WANTED:
             break
         if key in shown:
             shown.remove(key)
     endpoint = left() >= REASON_WANTED
+    if fleet and widest.get("instance") and "instance" not in shown:
+        # In a fleet the instance tells more than the endpoint in the route: trade the one
+        # for the other where the reason keeps its room.
+        model = max(ROUTE_MIN, min(widest.get("model", 0), CAPS["route"]))
+        if left() - (wanted["instance"] + 1) + (wanted["route"] - model) >= REASON_WANTED:
+            shown = [key for key in wanted if key in shown or key == "instance"]
+            endpoint = False
     if not endpoint:
         route = max(ROUTE_MIN, min(widest.get("model", 0), CAPS["route"]))
         wanted["route"] = max(ROUTE_MIN, min(route, wanted["route"] + left() - REASON_MIN))
     labels = {
         "time": "time",
         "status": "st",
+        "instance": "instance",
         "container": "container",
         "intent": "intent",
         "route": "provider/model@endpoint" if endpoint else "provider/model",
@@ -113,6 +129,7 @@ class RoutingView(ConsoleView):
         self._rows: dict[str, RequestRow] = {}
         self._cells: dict[str, tuple[str | Text, ...]] = {}
         self._widest: dict[str, int] = {}
+        self._instances: set[str] = set()  # every instance name seen (the store's, the rows')
         self._layout = layout(80, {})
 
     def compose(self) -> ComposeResult:
@@ -137,6 +154,7 @@ class RoutingView(ConsoleView):
             return  # nothing new since the last poll
         if data.replace:
             self._rows = {}
+        self._instances |= data.instances
         for row in data.rows:
             self._rows[row.id] = row
             self._measure(row)
@@ -158,6 +176,7 @@ class RoutingView(ConsoleView):
     def _measure(self, row: RequestRow) -> None:
         """Widen the running maxima the layout reads (they never shrink: no column jitter)."""
         widest = self._widest
+        self._instances.add(row.instance)
         for key, value in (
             ("container", row.container),
             ("intent", row.intent or "-"),
@@ -166,6 +185,7 @@ class RoutingView(ConsoleView):
             ("cost", money(row.cost_usd)),
             ("session", row.session or ""),
             ("cache", cache_of(row)),
+            ("instance", row.instance),
         ):
             if len(value) > widest.get(key, 0):
                 widest[key] = len(value)
@@ -174,9 +194,14 @@ class RoutingView(ConsoleView):
         width = self.size.width or self.app.size.width
         return max(40, width - 2)  # the table's left padding and its scrollbar gutter
 
+    @property
+    def fleet(self) -> bool:
+        """Requests come from several instances, and the filter does not name one."""
+        return len(self._instances - {""}) > 1 and not self.filter.instance
+
     def _show(self) -> None:
         table = self.table
-        fitted = layout(self._table_width(), self._widest)
+        fitted = layout(self._table_width(), self._widest, fleet=self.fleet)
         if fitted != self._layout:
             self._layout = fitted
             self._cells = {}
@@ -203,7 +228,7 @@ class RoutingView(ConsoleView):
     def _show_line(self) -> None:
         strip = self.query_one("#decision-line", Static)
         width = max(20, strip.size.width or self.app.size.width - 2)
-        strip.update(decision_line(self.selected, width, self.app.console))
+        strip.update(decision_line(self.selected, width, self.app.console, instance=self.fleet))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_line()
@@ -237,6 +262,7 @@ def _matches(filt: Filter, row: RequestRow) -> bool:
     return (
         filt.matches_container(row.container)
         and filt.matches_provider(row.provider)
+        and filt.matches_instance(row.instance)
         and filt.matches_text(
             row.id,
             row.intent,
@@ -268,6 +294,7 @@ def _cells(row: RequestRow, fitted: Layout) -> tuple[str | Text, ...]:
     values: dict[str, str | Text] = {
         "time": clock(row.ts),
         "status": status_text(row.status),
+        "instance": row.instance,
         "container": row.container,
         "intent": row.intent or "-",
         "route": route_of(row, endpoint=fitted.endpoint),
@@ -285,14 +312,21 @@ def _cells(row: RequestRow, fitted: Layout) -> tuple[str | Text, ...]:
     )
 
 
-def decision_line(row: RequestRow | None, width: int, console: Console) -> Text:
+def decision_line(
+    row: RequestRow | None, width: int, console: Console, *, instance: bool = False
+) -> Text:
     """The selected decision under the table: its facts on one line, then its error and its
-    whole reason on three (middle-elided only past them), at any terminal width."""
+    whole reason on three (middle-elided only past them), at any terminal width. With
+    `instance` (a fleet), the instance that served it follows the route."""
     if row is None:
         return Text("no decision selected", style="dim")
     facts = [
         Text.assemble(status_text(row.status), (f" {row.id}", "bold")),
         Text(route_of(row), style="bold"),
+    ]
+    if instance and row.instance:
+        facts.append(Text.assemble(("on ", "dim"), elide(row.instance, 16)))
+    facts += [
         Text(money(row.cost_usd)),
         Text(millis(row.latency_ms) + (f" (ttft {millis(row.ttft_ms)})" if row.ttft_ms else "")),
         Text(f"{count(row.prompt_tokens)} in / {count(row.completion_tokens)} out"),

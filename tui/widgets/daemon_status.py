@@ -1,7 +1,9 @@
-"""DaemonStatus: the header's right side — daemon reachable or not, paused, filter, clock.
+"""DaemonStatus: the header's right side — daemon reachable or not (and, in a fleet, which
+instance the console talks to: `● daemon up on a`), paused, filter, clock.
 
 It fits in what the view tabs leave of the terminal's width: the clock goes first, then the
-words shorten (`● up`, `⏸`), then the filter is elided in the middle; the tabs never move.
+words shorten (`● up on a`, `⏸`), then the instance's name, then the filter is elided in the
+middle; the tabs never move.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from omen_tui.model import DaemonState, Filter
 from omen_tui.widgets.view_tabs import TITLES, tabs_for
 
 PADDING = 1  # app.tcss: #daemon-status has one cell of right padding
+NAME_MAX = 16  # an instance's name, middle-elided past this
 
 
 class DaemonStatus(Static):
@@ -55,11 +58,19 @@ def render_status(
     width: int = 200,
 ) -> Text:
     """The status in at most `width` cells (the clock and long words dropped first)."""
+    name = elide(daemon.instance, NAME_MAX) if daemon and daemon.instance else None
     for short, with_clock in ((False, True), (False, False), (True, True), (True, False)):
-        text = _status(daemon, paused, filt, now if with_clock else None, short, None)
+        text = _status(daemon, paused, filt, now if with_clock else None, short, None, name)
         if text.cell_len <= width:
             return text
-    # Still too wide: the filter gives up its middle (the daemon's state never goes).
+    # Still too wide: the instance's name gives up its middle, then goes; then the filter
+    # gives up its middle (the daemon's state never goes).
+    text = _status(daemon, paused, filt, None, True, None)
+    room = width - text.cell_len - len(" on ")
+    if name and room >= 3:
+        return _status(daemon, paused, filt, None, True, None, elide(name, room))
+    if text.cell_len <= width:
+        return text
     rest = _status(daemon, paused, Filter(), None, True, None).cell_len
     room = width - rest - 2  # "/" and the space after it
     text = _status(daemon, paused, filt, None, True, max(room, 1))
@@ -77,6 +88,7 @@ def _status(
     now: float | None,
     short: bool,
     filter_width: int | None,
+    name: str | None = None,
 ) -> Text:
     text = Text()
     if filt.active:
@@ -95,11 +107,14 @@ def _status(
             text.append("✖ daemon unreachable", style="bold red")
             if daemon.last_seen is not None:
                 text.append(f", seen {clock(daemon.last_seen)}", style="red")
-    elif not daemon.admin:
-        text.append("● up" if short else "● daemon up", style="green")
-        text.append(" · no admin" if short else " · no admin access", style="yellow")
     else:
-        text.append("● up" if short else "● daemon up", style="bold green")
+        style = "bold green" if daemon.admin else "green"
+        text.append("● up" if short else "● daemon up", style=style)
+        if name:
+            text.append(" on ", style=style)
+            text.append(name, style="bold")
+        if not daemon.admin:
+            text.append(" · no admin" if short else " · no admin access", style="yellow")
     if now is not None:
         text.append(f" {clock(now)}", style="dim")
     return text
