@@ -17,6 +17,8 @@ from omen_store.records import (
     FeedbackRecord,
     GpuSample,
     HealthSample,
+    KeyCreated,
+    KeyRevoked,
     Level,
     RequestRecord,
     level_for,
@@ -24,6 +26,7 @@ from omen_store.records import (
 from omen_store.redact import REDACTED, redact_body
 from omen_store.rollups import day_name, hour_name
 from omen_store.rows import (
+    ApiKeyRow,
     AuditRow,
     BudgetChangeRow,
     BudgetOverrideRow,
@@ -43,6 +46,7 @@ from omen_store.writer import StoreWriter, WriterStats
 __all__ = [
     "REDACTED",
     "SCHEMA_VERSION",
+    "ApiKeyRow",
     "AuditRecord",
     "AuditRow",
     "BudgetChange",
@@ -56,6 +60,8 @@ __all__ = [
     "GpuSample",
     "HealthRow",
     "HealthSample",
+    "KeyCreated",
+    "KeyRevoked",
     "Level",
     "MinuteTraffic",
     "OutcomeRow",

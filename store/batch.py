@@ -26,6 +26,8 @@ from omen_store.records import (
     FeedbackRecord,
     GpuSample,
     HealthSample,
+    KeyCreated,
+    KeyRevoked,
     RequestRecord,
 )
 from omen_store.redact import redact_body
@@ -67,8 +69,8 @@ UPSERT_GPU_LATEST = f"""
 """
 
 INSERT_AUDIT = """
-    INSERT INTO audit (ts, actor, action, target, before, after, detail, instance)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO audit (ts, actor, action, target, before, after, detail, instance, role)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_BUDGET_CHANGE = """
     INSERT INTO budget_changes (ts, container, before, after, actor, instance)
@@ -106,6 +108,17 @@ UPSERT_FEEDBACK = """
     ON CONFLICT (request_id) DO UPDATE SET
         ts = excluded.ts, score = excluded.score, actor = excluded.actor,
         instance = excluded.instance
+"""
+
+INSERT_KEY = """
+    INSERT INTO api_keys (id, digest, container, scope, name, created_ts, created_by, instance)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO NOTHING
+"""
+# A revocation stands once made: a second one keeps the first's time and actor.
+REVOKE_KEY = """
+    UPDATE api_keys SET revoked_ts = ?, revoked_by = ?
+    WHERE id = ? AND revoked_ts IS NULL
 """
 
 BUDGET_PERIODS = ("daily", "weekly", "monthly")
@@ -160,7 +173,9 @@ class Batch:
         "health",
         "instance",
         "keep_bodies",
+        "keys",
         "requests",
+        "revocations",
     )
 
     def __init__(self, *, keep_bodies: bool, instance: str = "") -> None:
@@ -173,6 +188,8 @@ class Batch:
         self.budgets: list[tuple[Row, dict[str, Any]]] = []  # (change row, override)
         self.drains: list[Row] = []
         self.feedback: list[Row] = []
+        self.keys: list[Row] = []
+        self.revocations: list[Row] = []
 
     def __len__(self) -> int:
         """How many records the batch holds."""
@@ -184,6 +201,8 @@ class Batch:
             + len(self.budgets)
             + len(self.drains)
             + len(self.feedback)
+            + len(self.keys)
+            + len(self.revocations)
         )
 
     def weight(self) -> int:
@@ -233,6 +252,7 @@ class Batch:
                     None if record.after is None else dumps(record.after),
                     record.detail,
                     self.instance,
+                    record.role,
                 )
             )
         elif isinstance(record, BudgetChange):
@@ -266,6 +286,23 @@ class Batch:
                     self.instance,
                 )
             )
+        elif isinstance(record, KeyCreated):
+            if record.scope not in ("user", "admin") or len(record.digest) != 64:
+                raise ValueError(f"not a storable key: scope {record.scope!r}")
+            self.keys.append(
+                (
+                    record.key_id,
+                    record.digest,
+                    record.container,
+                    record.scope,
+                    record.name,
+                    _finite(record.ts, "ts"),
+                    record.actor,
+                    self.instance,
+                )
+            )
+        elif isinstance(record, KeyRevoked):
+            self.revocations.append((_finite(record.ts, "ts"), record.actor, record.key_id))
         else:
             raise TypeError(f"not a store record: {type(record).__name__}")
 
@@ -291,6 +328,10 @@ class Batch:
             conn.executemany(UPSERT_DRAIN, self.drains)
         if self.feedback:
             conn.executemany(UPSERT_FEEDBACK, self.feedback)
+        if self.keys:
+            conn.executemany(INSERT_KEY, self.keys)
+        if self.revocations:
+            conn.executemany(REVOKE_KEY, self.revocations)
 
     def split(self) -> Iterator[Batch]:
         """One batch per record: after a batch the database refused, keep what it takes."""
@@ -338,7 +379,7 @@ class Batch:
             for row, body in data.get("requests", ())
         ]
         batch.budgets = [(tuple(change), override) for change, override in data.get("budgets", ())]
-        for name in ("health", "gpu", "audit", "drains", "feedback"):
+        for name in ("health", "gpu", "audit", "drains", "feedback", "keys", "revocations"):
             setattr(batch, name, [tuple(row) for row in data.get(name, ())])
         return str(data["id"]), batch
 
@@ -409,4 +450,14 @@ class Batch:
         self.budgets.append((row, override))
 
 
-_TABLES = ("requests", "health", "gpu", "audit", "budgets", "drains", "feedback")
+_TABLES = (
+    "requests",
+    "health",
+    "gpu",
+    "audit",
+    "budgets",
+    "drains",
+    "feedback",
+    "keys",
+    "revocations",
+)

@@ -394,6 +394,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE gpu_latest DROP CONSTRAINT gpu_latest_pkey;
     ALTER TABLE gpu_latest ADD PRIMARY KEY (instance, provider, endpoint);
     """,
+    """
+    ALTER TABLE audit ADD COLUMN role TEXT NOT NULL DEFAULT '';
+    CREATE TABLE api_keys (
+        id         TEXT PRIMARY KEY,
+        digest     TEXT NOT NULL UNIQUE,
+        container  TEXT,
+        scope      TEXT NOT NULL,
+        name       TEXT,
+        created_ts DOUBLE PRECISION NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_ts DOUBLE PRECISION,
+        revoked_by TEXT,
+        instance   TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX api_keys_container ON api_keys (container);
+    """,
 ]
 
 
@@ -414,6 +430,7 @@ TABLES = (
     "spilled_batches",
     "outcomes",
     "feedback",
+    "api_keys",
 )
 
 

@@ -25,6 +25,7 @@ from omen_store.pg import PgConnection, display, is_postgres
 from omen_store.records import LEVELS, Level
 from omen_store.rollups import hour_name
 from omen_store.rows import (
+    ApiKeyRow,
     AuditRow,
     BudgetChangeRow,
     BudgetOverrideRow,
@@ -463,7 +464,9 @@ class StoreReader:
 
     def audit_rows(self, *, since_ts: float | None = None, limit: int = 100) -> list[AuditRow]:
         """Audit rows, newest first."""
-        sql = "SELECT id, ts, actor, action, target, before, after, detail, instance FROM audit"
+        sql = (
+            "SELECT id, ts, actor, action, target, before, after, detail, instance, role FROM audit"
+        )
         params: list[Any] = []
         if since_ts is not None:
             sql += " WHERE ts >= ?"
@@ -471,10 +474,31 @@ class StoreReader:
         sql += " ORDER BY ts DESC LIMIT ?"
         return [
             AuditRow(
-                row[0], row[1], row[2], row[3], row[4], _json(row[5]), _json(row[6]), row[7], row[8]
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                _json(row[5]),
+                _json(row[6]),
+                row[7],
+                row[8],
+                row[9],
             )
             for row in self._all(sql, [*params, limit])
         ]
+
+    def api_keys(self, container: str | None = None) -> list[ApiKeyRow]:
+        """Keys made through the admin API, revoked ones included, oldest first."""
+        sql = (
+            "SELECT id, digest, container, scope, name, created_ts, created_by, revoked_ts, "
+            "revoked_by, instance FROM api_keys"
+        )
+        params: list[Any] = []
+        if container is not None:
+            sql += " WHERE container = ?"
+            params.append(container)
+        return [ApiKeyRow(*row) for row in self._all(sql + " ORDER BY created_ts, id", params)]
 
     # -- plumbing ------------------------------------------------------------------------
 

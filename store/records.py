@@ -96,7 +96,9 @@ class GpuSample:
 
 @dataclass(slots=True)
 class AuditRecord:
-    """One operator action. `actor` is a key id, never a key."""
+    """One operator action. `actor` is a key id (never a key) or, signed in through OIDC,
+    the operator's e-mail or subject; `role` what they acted as (admin, viewer; '' for a
+    key, whose scope the key id stands for)."""
 
     ts: float
     actor: str
@@ -105,6 +107,30 @@ class AuditRecord:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     detail: str | None
+    role: str = ""
+
+
+@dataclass(slots=True)
+class KeyCreated:
+    """An API key made through the admin API (`omen keys create`): only its SHA-256 digest
+    is ever stored; `key_id` is what requests and the audit trail name it by."""
+
+    ts: float
+    key_id: str
+    digest: str  # hex SHA-256 of the key
+    container: str | None  # None: not bound to a container
+    scope: str  # "user" | "admin"
+    name: str | None
+    actor: str
+
+
+@dataclass(slots=True)
+class KeyRevoked:
+    """A key withdrawn: refused from then on, on every instance."""
+
+    ts: float
+    key_id: str
+    actor: str
 
 
 @dataclass(slots=True)

@@ -136,6 +136,27 @@ class AuditRow:
     after: dict[str, Any] | None
     detail: str | None
     instance: str = ""
+    role: str = ""  # what an operator signed in through OIDC acted as; '' for a key
+
+
+@dataclass(slots=True)
+class ApiKeyRow:
+    """A key made through the admin API (never the key: its digest)."""
+
+    key_id: str
+    digest: str
+    container: str | None
+    scope: str
+    name: str | None
+    created_ts: float
+    created_by: str
+    revoked_ts: float | None
+    revoked_by: str | None
+    instance: str
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_ts is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -358,6 +358,26 @@ MIGRATIONS: list[str] = [
     DROP TABLE gpu_latest;
     ALTER TABLE gpu_latest_6 RENAME TO gpu_latest;
     """,
+    # 7: operators by name (an OIDC sign-in's e-mail or subject as the actor, its role here)
+    # and API keys made through the admin API without a restart: only each key's SHA-256
+    # digest is stored (`id` is the key id requests and audit rows name); a revoked key keeps
+    # its row, so its past requests stay attributable.
+    """
+    ALTER TABLE audit ADD COLUMN role TEXT NOT NULL DEFAULT '';
+    CREATE TABLE api_keys (
+        id         TEXT PRIMARY KEY,
+        digest     TEXT NOT NULL UNIQUE,
+        container  TEXT,
+        scope      TEXT NOT NULL,
+        name       TEXT,
+        created_ts REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_ts REAL,
+        revoked_by TEXT,
+        instance   TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX api_keys_container ON api_keys (container);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

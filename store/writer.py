@@ -45,6 +45,8 @@ from omen_store.records import (
     FeedbackRecord,
     GpuSample,
     HealthSample,
+    KeyCreated,
+    KeyRevoked,
     RequestRecord,
 )
 from omen_store.retention import PruneJob, prune_step
@@ -246,6 +248,11 @@ class StoreWriter:
     def record_feedback(self, record: FeedbackRecord) -> None:
         """Queue a client's verdict on an answer; the outcome statistics follow by trigger."""
         self._enqueue(record)
+
+    def record_key(self, change: KeyCreated | KeyRevoked) -> None:
+        """Queue a key made or revoked through the admin API (flush() before answering: a
+        key the caller was given must still work after a crash)."""
+        self._enqueue(change)
 
     def prune(self, keep_bodies_s: float, keep_samples_s: float) -> None:
         """Queue a retention prune; a keep time of 0 keeps none of those rows."""

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +40,17 @@ from omen.whatif import (
 from omen_store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreError, StoreReader
 
 
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """Who is calling an admin route: a key (`actor` its key id, `role` '') or, later, an
+    operator signed in through OIDC (`actor` the e-mail or subject, `role` admin/viewer).
+    Audit rows record both."""
+
+    actor: str
+    role: str
+    key_id: str | None = None  # the key's id when a key was presented
+
+
 def actor_of(principal: Principal) -> str:
     return principal.key_id or "loopback"
 
@@ -59,13 +70,16 @@ class AdminApi:
         self.daemon = daemon
         self.api = api
 
-    def admin(self, request: Request) -> Principal:
+    async def operator(self, request: Request, *, write: bool) -> Operator:
+        """The caller of an admin route, refused unless allowed: `write` routes change state
+        (drain, budget, replay, keys) and need admin rights; the others may be read by any
+        operator."""
         principal = self.api.authenticate(request)
         # With no keys configured Omen only listens on loopback: whoever is on the box is
         # the operator.
         if principal.scope not in ("admin", "anonymous"):
             raise ApiError(403, "this route needs an admin-scope key", code="admin_required")
-        return principal
+        return Operator(actor_of(principal), "", principal.key_id)
 
     async def _body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -80,7 +94,7 @@ class AdminApi:
         return body
 
     async def endpoints(self, request: Request) -> Response:
-        self.admin(request)
+        await self.operator(request, write=False)
         now = time.monotonic()
         endpoints = [state.as_dict(now) for state in self.daemon.fleet.endpoints.values()]
         shared = self.daemon.shared
@@ -114,7 +128,7 @@ class AdminApi:
         return await self._set_drain(request, drained=False)
 
     async def _set_drain(self, request: Request, *, drained: bool) -> Response:
-        principal = self.admin(request)
+        operator = await self.operator(request, write=True)
         body = await self._body(request)
         provider, endpoint = body.get("provider"), body.get("endpoint")
         if not isinstance(provider, str) or not provider:
@@ -132,7 +146,7 @@ class AdminApi:
         before = {"drained": state.drained, "reason": state.drain_reason}
         self.daemon.fleet.set_drained(state.provider, state.name, drained, reason)
         now = time.time()
-        actor = actor_of(principal)
+        actor = operator.actor
         writer = self.daemon.writer
         writer.record_drain(DrainChange(now, state.provider, state.name, drained, reason, actor))
         if self.daemon.shared is not None:
@@ -146,6 +160,7 @@ class AdminApi:
                 before=before,
                 after={"drained": drained, "reason": state.drain_reason},
                 detail=reason,
+                role=operator.role,
             )
         )
         return json_response(state.as_dict(time.monotonic()))
@@ -153,7 +168,7 @@ class AdminApi:
     # --- containers and budgets -------------------------------------------------------
 
     async def containers(self, request: Request) -> Response:
-        self.admin(request)
+        await self.operator(request, write=False)
         usage = self.daemon.usage
         out = []
         for name, spec in usage.specs.items():
@@ -175,7 +190,7 @@ class AdminApi:
         return json_response({"limits": usage.describe(), "containers": out})
 
     async def set_budget(self, request: Request) -> Response:
-        principal = self.admin(request)
+        operator = await self.operator(request, write=True)
         name = request.path_params["name"]
         if name not in self.daemon.usage.specs:
             raise ApiError(404, f"container {name!r} is not configured", code="unknown_container")
@@ -207,7 +222,7 @@ class AdminApi:
             "monthly": spec.budget_monthly,
         }
         now = time.time()
-        actor = actor_of(principal)
+        actor = operator.actor
         self.daemon.writer.record_budget_change(
             BudgetChange(now, name, before, dict(changes), actor)
         )
@@ -222,6 +237,7 @@ class AdminApi:
                 before=dict(before),
                 after=dict(after),
                 detail=None,
+                role=operator.role,
             )
         )
         return json_response({"container": name, "before": before, "after": after})
@@ -230,7 +246,7 @@ class AdminApi:
 
     async def replay(self, request: Request) -> Response:
         """Re-send a stored request: the same route, re-routed, or to a named provider/model."""
-        principal = self.admin(request)
+        operator = await self.operator(request, write=True)
         request_id = request.path_params["request_id"]
         body = await self._body(request)
         mode = body.get("mode", "same")
@@ -271,7 +287,7 @@ class AdminApi:
             )
         gateway = self.daemon.gateway
         ctx = CallContext(
-            Principal(principal.key_id, "admin", original.container),
+            Principal(operator.key_id, "admin", original.container),
             original.container,
             original.kind if original.kind in ("chat", "embeddings") else "chat",
             replayed,
@@ -312,7 +328,7 @@ class AdminApi:
         writer.record_audit(
             AuditRecord(
                 ts=time.time(),
-                actor=actor_of(principal),
+                actor=operator.actor,
                 action="replay",
                 target=request_id,
                 before=None,
@@ -320,6 +336,7 @@ class AdminApi:
                     k: outcome.get(k) for k in ("request_id", "mode", "provider", "model", "status")
                 },
                 detail=None,
+                role=operator.role,
             )
         )
         return json_response({"original": self._describe(original), "replay": outcome})
@@ -330,7 +347,7 @@ class AdminApi:
         """`omen whatif --json` over the daemon's own store and config: the period's decisions
         ranked again under another strategy, prefer_local, threshold or prices, no upstream
         called. The scan reads up to a million rows, so it runs in a worker thread."""
-        self.admin(request)
+        await self.operator(request, write=False)
         whatif, since, container = whatif_question(request.query_params)
         config = self.daemon.config  # one config for the whole scan, even across a reload
         database = config.server.database
