@@ -17,6 +17,7 @@ from omen.config import LoadedConfig
 from omen.daemon import Daemon
 from omen.errors import ApiError
 from omen.http.admin import AdminApi
+from omen.http.admin_keys import KeyAdmin
 from omen.http.api import Api, Handler, guarded
 from omen.http.errors import error_response
 from omen.http.loopback import LoopbackGuard, refusal
@@ -51,6 +52,7 @@ def build_app(loaded: LoadedConfig) -> ASGIApp:
     daemon = Daemon(loaded)
     api = Api(daemon)
     admin = AdminApi(daemon, api)
+    keys = KeyAdmin(admin)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,6 +92,11 @@ def build_app(loaded: LoadedConfig) -> ASGIApp:
         Route("/admin/containers/{name}/budget", guarded(admin.set_budget), methods=["PUT"]),
         Route("/admin/requests/{request_id}/replay", guarded(admin.replay), methods=["POST"]),
         Route("/admin/whatif", guarded(admin.whatif), methods=["GET"]),
+        Route("/admin/keys", guarded(keys.listing), methods=["GET"]),
+        Route("/admin/keys", guarded(keys.create), methods=["POST"]),
+        Route("/admin/keys/{key_id}/revoke", guarded(keys.revoke), methods=["POST"]),
+        Route("/admin/keys/{key_id}", guarded(keys.revoke), methods=["DELETE"]),
+        Route("/admin/whoami", guarded(admin.whoami), methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

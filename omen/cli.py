@@ -1,4 +1,5 @@
-"""The `omen` command: serve, tui, logs, replay, whatif, import-boltfile, config check, demo."""
+"""The `omen` command: serve, tui, logs, replay, keys, login, logout, whatif, import-boltfile,
+config check, demo."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from omen import boltfile as boltfile_command
+from omen import key_commands
 from omen import whatif as whatif_command
 from omen.config import (
     ConfigError,
@@ -204,13 +207,6 @@ def daemon_url(loaded: LoadedConfig, explicit: str | None) -> str:
     return f"http://{host}:{port}"
 
 
-def admin_key(loaded: LoadedConfig) -> str | None:
-    for entry in loaded.config.auth.api_keys:
-        if entry.scope == "admin" and entry.key is not None:
-            return entry.key.get_secret_value()
-    return os.environ.get("OMEN_ADMIN_KEY") or None
-
-
 class _Refused(Exception):
     """The daemon could not be asked, or refused: one line for stderr."""
 
@@ -242,7 +238,7 @@ def _admin_call(
         )
         hint = ""
         if response.status_code == 401 and not key:
-            hint = " (set OMEN_ADMIN_KEY to an admin-scope key)"
+            hint = " (set OMEN_ADMIN_KEY to an admin-scope key, or sign in with `omen login`)"
         raise _Refused(f"replay refused ({response.status_code}): {message}{hint}")
     return data
 
@@ -275,9 +271,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from omen.login import admin_credentials
+
     loaded = _load(args)
     url = daemon_url(loaded, args.url)
-    key = admin_key(loaded)
+    key = admin_credentials(loaded)
     body: dict[str, object] = {"mode": "reroute" if args.reroute else "same"}
     try:
         if args.model:
@@ -317,7 +315,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from omen.login import admin_credentials
+
+    loaded = _load(args)
+    return key_commands.run(args, daemon_url(loaded, args.url), admin_credentials(loaded))
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from omen.login.command import run_login
+
+    loaded = _load(args)
+    return run_login(args, loaded, daemon_url(loaded, args.url))
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from omen.login.command import run_logout
+
+    return run_logout(args)
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
+    from omen.login import admin_credentials
     from omen_tui.app import run
 
     loaded = _load(args)
@@ -333,7 +352,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     run(
         database=database,
         url=urls,
-        admin_key=admin_key(loaded),
+        admin_key=partial(admin_credentials, loaded),  # asked per call: a token is refreshed
         readonly=args.readonly,
         mouse=not args.no_mouse,
         time_zone=loaded.config.server.time_zone,
@@ -498,7 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "--limit", type=_count, default=50, metavar="N", help="at most this many (default 50)"
     )
-    logs.add_argument("--audit", action="store_true", help="list audit rows instead")
+    logs.add_argument(
+        "--audit", action="store_true", help="list audit rows instead: who did what, when"
+    )
     logs.add_argument(
         "--db",
         metavar="PATH|URL",
@@ -519,6 +540,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--url", help="daemon URL (default: from server.bind)")
     replay.set_defaults(func=cmd_replay)
+
+    keys = _command(
+        sub, "keys", "make, list and revoke container API keys, no restart", config=False
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    key_commands.add_arguments(
+        create=_command(keys_sub, "create", "make a new key for a container; it is shown once"),
+        listing=_command(keys_sub, "list", "list the keys, a container's or all, never the keys"),
+        revoke=_command(keys_sub, "revoke", "refuse a key from now on, on every instance"),
+    )
+    keys.set_defaults(func=cmd_keys)
+
+    login = _command(sub, "login", "sign an operator in for admin calls (OIDC or GitHub)")
+    which = login.add_mutually_exclusive_group()
+    which.add_argument(
+        "--issuer", metavar="URL", help="OIDC issuer to sign in at (default: auth.oidc.issuer)"
+    )
+    which.add_argument("--github", action="store_true", help="sign in with GitHub instead")
+    login.add_argument(
+        "--client-id",
+        metavar="ID",
+        help="OAuth client id of the console (default: client_id of [auth.oidc], or of "
+        "[auth.github] with --github)",
+    )
+    login.add_argument(
+        "--url", metavar="DAEMON", help="daemon to ask for your role (default: from server.bind)"
+    )
+    login.set_defaults(func=cmd_login)
+
+    logout = _command(sub, "logout", "forget the operator's stored sign-ins", config=False)
+    which = logout.add_mutually_exclusive_group()
+    which.add_argument("--issuer", metavar="URL", help="sign out of this issuer only")
+    which.add_argument("--github", action="store_true", help="sign out of GitHub only")
+    logout.set_defaults(func=cmd_logout)
 
     tui = _command(sub, "tui", "open the operator console in this terminal")
     tui.add_argument(

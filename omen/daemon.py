@@ -18,9 +18,11 @@ from omen.auth import KeyRing
 from omen.config import ConfigError, LoadedConfig, OmenConfig, load_config
 from omen.fleet import Fleet
 from omen.gateway import Gateway
+from omen.key_sync import KeySync
 from omen.limits.base import LimitBackend
 from omen.limits.control import UsageControl
 from omen.limits.memory import MemoryLimits
+from omen.operators import SignIn
 from omen.outcomes import OutcomeBook
 from omen.shared_state import SharedState
 from omen.telemetry.metrics import Metrics
@@ -31,6 +33,7 @@ log = logging.getLogger("omen.daemon")
 
 _PRUNE_EVERY_S = 600.0
 _RESTORE_WAIT_S = 120.0  # a full spill file replays in well under this
+_SIGN_IN_GRACE_S = 30.0  # longer than a sign-in check's HTTP timeouts
 
 
 def limits_backend(config: OmenConfig) -> LimitBackend:
@@ -81,7 +84,11 @@ class Daemon:
             self.tracing,
             self.outcomes,
         )
-        self.keys = KeyRing(self.config)
+        self.keys = KeyRing(self.config)  # the config's keys, then the store's (_restore)
+        self.key_sync = KeySync(
+            self.keys, server.database, server.redis_url, server.redis_prefix, server.instance
+        )
+        self.sign_in = SignIn(self.config.auth)  # operators' OIDC / GitHub tokens, admin API only
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
         # A fleet on one PostgreSQL store shares drains and budget overrides through it.
@@ -92,6 +99,7 @@ class Daemon:
 
     async def start(self) -> None:
         self.writer.start()
+        self.sign_in.start()  # the issuer's keys are fetched while the rest starts
         self._restore()
         # One probe round before serving, so /ready and `auto` know what is up.
         await self.fleet.probe_all()
@@ -104,6 +112,9 @@ class Daemon:
             self._tasks.append(
                 asyncio.create_task(self.shared.run(refresh, lambda: self.fleet, self.usage))
             )
+            self._tasks.append(asyncio.create_task(self.key_sync.follow_store(refresh)))
+        if self.config.server.redis_url:
+            self._tasks.append(asyncio.create_task(self.key_sync.follow_redis()))
         self.install_reload()
         for name, why in self.fleet.unusable.items():
             log.warning("provider %s is not usable: %s", name, why, extra={"provider": name})
@@ -134,6 +145,7 @@ class Daemon:
                     self.shared.seen_override(name, override.ts)
             self.usage.restore(reader)
             self.outcomes.load(reader.outcomes())
+            self.key_sync.apply_rows(reader.api_keys())  # keys made through the admin API
         finally:
             reader.close()
 
@@ -253,7 +265,14 @@ class Daemon:
         self.gateway = Gateway(
             config, fleet, self.writer, self.usage, self.metrics, self.tracing, self.outcomes
         )
-        self.keys = KeyRing(config)
+        self.keys.reconfigure(config)  # keys made through the admin API stay
+        if (config.auth.oidc, config.auth.github) != (
+            self.sign_in.auth.oidc,
+            self.sign_in.auth.github,
+        ):
+            old_sign_in, self.sign_in = self.sign_in, SignIn(config.auth)
+            self.sign_in.start()
+            self._track(self._retire_sign_in(old_sign_in))
         self._known_models()
         fleet.on_models_changed = self._known_models
         fleet.start()
@@ -266,6 +285,12 @@ class Daemon:
         """Let requests on the old parts finish, then close their connections."""
         await gateway.wait_idle(timeout=120)
         await fleet.aclose()
+        return True
+
+    async def _retire_sign_in(self, sign_in: SignIn) -> bool:
+        """Let sign-in checks already asking the old issuer finish, then close its client."""
+        await asyncio.sleep(_SIGN_IN_GRACE_S)
+        await sign_in.aclose()
         return True
 
     def _summary(self) -> dict[str, object]:
@@ -298,6 +323,8 @@ class Daemon:
         await self.gateway.wait_idle(timeout=10)
         await self.fleet.aclose()
         await self.usage.aclose()
+        await self.sign_in.aclose()
+        await self.key_sync.aclose()
         # The writer thread commits what is queued; this is the flush on SIGTERM/SIGINT.
         await asyncio.to_thread(self.writer.close)
         if self.shared is not None:

@@ -1,4 +1,5 @@
-"""`omen logs`: the request log read straight from the store (works with the daemon down)."""
+"""`omen logs`: the request log and the audit trail, read straight from the store (works with
+the daemon down)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from omen_store import RequestRow, StoreError, StoreReader
+from omen_store import AuditRow, RequestRow, StoreError, StoreReader
 
 _FOLLOW_POLL_S = 0.5
 
@@ -33,6 +34,49 @@ def format_row(row: RequestRow) -> str:
     if row.error and row.error not in row.reason:
         text += f" | error: {row.error}"
     return text
+
+
+def format_audit(row: AuditRow) -> str:
+    """One line: when, who (with the role a signed-in operator acted as), what, on what, and
+    what changed."""
+    when = datetime.fromtimestamp(row.ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    who = f"{row.actor} ({row.role})" if row.role else row.actor
+    text = f"{when} {who} {row.action} {row.target}"
+    change = _change(row.before, row.after)
+    if change:
+        text += f" {change}"
+    if row.detail:
+        text += f" | {row.detail}"
+    return text
+
+
+def _change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """before→after, naming only what changed when both sides are tables."""
+    if before is None and after is None:
+        return ""
+    if isinstance(before, dict) and isinstance(after, dict):
+        fields = dict.fromkeys([*before, *after])
+        changed = [name for name in fields if before.get(name) != after.get(name)]
+        if not changed:
+            return "(no change)"
+        return ", ".join(
+            f"{name} {_value(before.get(name))}→{_value(after.get(name))}" for name in changed
+        )
+    return f"{_fields(before)}→{_fields(after)}"
+
+
+def _fields(table: dict[str, Any] | None) -> str:
+    if not table:
+        return "-"
+    return " ".join(f"{name}={_value(value)}" for name, value in table.items())
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
 
 
 def row_json(row: RequestRow) -> dict[str, Any]:
@@ -58,11 +102,15 @@ def run_logs(args: argparse.Namespace, database: Path | str) -> int:
         return 1
     since_ts = time.time() - args.since if args.since else None
     if args.audit:
-        for audit in reversed(reader.audit_rows(since_ts=since_ts, limit=args.limit)):
-            line = orjson.dumps(
-                {name: getattr(audit, name) for name in audit.__dataclass_fields__}, default=str
-            ).decode()
-            print(line)
+        audit_rows = reader.audit_rows(since_ts=since_ts, limit=args.limit)
+        for audit in reversed(audit_rows):  # oldest first, like a log
+            if args.json:
+                fields = {name: getattr(audit, name) for name in audit.__dataclass_fields__}
+                print(orjson.dumps(fields, default=str).decode())
+            else:
+                print(format_audit(audit))
+        if not audit_rows and not args.json:
+            print("no audit rows" + (" in that period" if since_ts else ""), file=sys.stderr)
         return 0
     filters = {
         "container": args.container,

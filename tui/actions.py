@@ -2,8 +2,9 @@
 replay — as flows, and the screens that look at routing's learning (learnt, what-if).
 
 Each flow asks first (a dialog), calls the admin API off the UI thread, says what happened,
-and has the console poll at once. `--readonly` hides the keys; without a reachable daemon and
-an admin key they are greyed out, and pressing one says why.
+and has the console poll at once. `--readonly` hides the keys, and so does a sign-in the daemon
+gives a viewer role; without a reachable daemon and an admin key they are greyed out, and
+pressing one says why.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class AdminActions(App[None]):
     def actions_ok(self) -> bool:
         return self.daemon is not None and self.daemon.actions_ok
 
+    @property
+    def viewer(self) -> bool:
+        """The daemon gives the console's sign-in a viewer role: it may look, not act."""
+        return self.daemon is not None and self.daemon.viewer
+
     def action_unavailable(self, action: str) -> None:
         self._allowed(action, here=False)
 
@@ -66,6 +72,14 @@ class AdminActions(App[None]):
         what = ACTION_NAMES[action]
         if self.readonly:
             self.notify(f"Read-only console (--readonly): no {what}", severity="warning")
+        elif self.daemon is not None and self.viewer:
+            self.notify(
+                f"No {what}: {self.daemon.user or 'this sign-in'} has the viewer role, which "
+                "may look but not act; an admin group's member may",
+                title="Viewer",
+                severity="warning",
+                timeout=6,
+            )
         elif self.daemon is None or not self.daemon.reachable:
             self.notify(
                 f"No {what}: the daemon is unreachable at {self.client.where}. "
@@ -192,7 +206,7 @@ class AdminActions(App[None]):
             RequestDetail(
                 message.request_id,
                 self.poller.store,
-                readonly=self.readonly,
+                readonly=self.readonly or self.viewer,
                 actions_ok=lambda: self.actions_ok,
             )
         )

@@ -26,7 +26,7 @@ from textual.widgets import ContentSwitcher, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from omen_tui.actions import AdminActions
-from omen_tui.client import AdminClient
+from omen_tui.client import AdminClient, Credential
 from omen_tui.messages import (
     RefreshRequested,
 )
@@ -69,7 +69,7 @@ class OmenConsole(AdminActions):
         self,
         database: Path | str,
         url: str | Sequence[str],
-        admin_key: str | None,
+        admin_key: Credential,
         readonly: bool = False,
         poll_interval: float = 2.0,
         *,
@@ -179,7 +179,7 @@ class OmenConsole(AdminActions):
             self._timer = self.set_timer(self.poll_interval, self.poll_now, name="poll")
 
     def _apply(self, snapshot: Snapshot) -> None:
-        was_ok = self.actions_ok
+        was = (self.actions_ok, self.viewer)
         self._moved(self.daemon, snapshot.daemon)
         self.daemon = snapshot.daemon
         self.last_snapshot = snapshot
@@ -189,7 +189,8 @@ class OmenConsole(AdminActions):
             for view in self.main.query(ConsoleView):
                 view.apply(snapshot)
                 view.actions_ok = snapshot.daemon.actions_ok
-        if was_ok != self.actions_ok:
+                view.viewer = snapshot.daemon.viewer
+        if was != (self.actions_ok, self.viewer):
             self.refresh_bindings()
 
     def _moved(self, before: DaemonState | None, now: DaemonState) -> None:
@@ -260,7 +261,8 @@ class OmenConsole(AdminActions):
             self.notify("Filter cleared", timeout=2)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(readonly=self.readonly, url=self.client.where))
+        hidden = "--readonly" if self.readonly else "viewer role" if self.viewer else None
+        self.push_screen(HelpScreen(hidden=hidden, url=self.client.where))
 
     # -- command palette ---------------------------------------------------------------------
 
@@ -284,7 +286,7 @@ class OmenConsole(AdminActions):
             self.action_toggle_pause,
         )
         yield SystemCommand("Refresh now", "Poll the store and the daemon now", self.poll_now)
-        if not self.readonly:
+        if not (self.readonly or self.viewer):
             active = self.active_view
             for action, title in (
                 ("drain", "Drain/undrain the selected endpoint"),
@@ -302,7 +304,7 @@ class OmenConsole(AdminActions):
 def run(
     database: Path | str,
     url: str | Sequence[str],
-    admin_key: str | None,
+    admin_key: Credential,
     readonly: bool,
     mouse: bool,
     *,
@@ -312,6 +314,7 @@ def run(
 
     `time_zone` is the daemon's `server.time_zone`, the calendar its budgets count in.
     `url`: the daemon, or a fleet's daemons (a list, or comma-separated): actions go to the
-    first that answers, then to the next when it stops answering.
+    first that answers, then to the next when it stops answering. `admin_key`: a key, or a
+    function giving the operator's current token (asked before each call to the daemon).
     """
     OmenConsole(database, url, admin_key, readonly, time_zone=time_zone).run(mouse=mouse)

@@ -9,16 +9,21 @@ shared store, so any live one will do. The client talks to one at a time and mov
 next when it stops answering. A read is asked again of the next daemon whatever failed; an
 action only when it never reached the daemon (the connection was refused or timed out), so a
 drain or a replay is never sent twice.
+
+The credential is an admin key or an operator's sign-in (`omen login`): it is asked for on
+every request, so a signed-in operator's token is refreshed as it nears its expiry and a
+console left open for a day keeps acting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
 
 ReplayMode = Literal["same", "reroute", "named"]
+Credential = str | Callable[[], str | None] | None  # a key, or what gives the current token
 
 _HEALTH_TIMEOUT = 1.5
 _REPLAY_TIMEOUT = 120.0  # a replay waits for a real upstream answer
@@ -43,6 +48,19 @@ class AdminError(Exception):
         return self.status in (401, 403)
 
 
+class _Bearer(httpx.Auth):
+    """Sends the credential of the moment as the bearer (none when there is none)."""
+
+    def __init__(self, credential: Callable[[], str | None]) -> None:
+        self._credential = credential
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._credential()
+        if token:
+            request.headers["authorization"] = f"Bearer {token}"
+        yield request
+
+
 def daemon_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
     """`http://a:8080,http://b:8080` (or a list of such) as distinct URLs, in order."""
     given = [urls] if isinstance(urls, str) else list(urls)
@@ -61,21 +79,25 @@ class AdminClient:
     def __init__(
         self,
         base_url: str | Sequence[str],
-        admin_key: str | None,
+        admin_key: Credential,
         *,
         timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.urls = daemon_urls(base_url)
-        self.has_key = bool(admin_key)
         self.instance: str | None = None  # the name the daemon talked to gave itself
         self._shared_store = False  # that daemon relays other instances' views (PostgreSQL)
         self._current = 0
-        headers = {"authorization": f"Bearer {admin_key}"} if admin_key else {}
+        self._credential = admin_key if callable(admin_key) else (lambda: admin_key)
+        auth = _Bearer(self._credential)
         self._http = [
-            httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=transport)
+            httpx.Client(base_url=url, auth=auth, timeout=timeout, transport=transport)
             for url in self.urls
         ]
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self._credential())
 
     @property
     def base_url(self) -> str:
@@ -111,6 +133,16 @@ class AdminClient:
         endpoints: list[dict[str, Any]] = data.get("endpoints", [])
         self._shared_store = any("instances" in endpoint for endpoint in endpoints)
         return endpoints
+
+    def whoami(self) -> dict[str, Any] | None:
+        """GET /admin/whoami: {"subject", "email", "role", "via"} of the credential sent;
+        None from a daemon that predates the route (404)."""
+        try:
+            return self._call("GET", "/admin/whoami")
+        except AdminError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def containers(self) -> dict[str, Any]:
         """{"limits": {...}, "containers": [{container, limits, usage, spend, ...}]}."""
@@ -242,5 +274,8 @@ def _error_message(response: httpx.Response) -> str:
         pass
     message = message or response.reason_phrase or "error"
     if response.status_code in (401, 403):
-        message += " — set OMEN_ADMIN_KEY or an admin-scope key in [auth] api_keys"
+        message += (
+            " — set OMEN_ADMIN_KEY or an admin-scope key in [auth] api_keys, or sign in with "
+            "`omen login`"
+        )
     return f"HTTP {response.status_code}: {message}"

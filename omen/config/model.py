@@ -166,8 +166,81 @@ class ApiKeyConfig(Section):
     container: str | None = None
 
 
+def check_trusted_url(url: str, what: str) -> str:
+    """The url without a trailing slash, after checking it is https (http only on loopback):
+    what it answers decides who may act as an operator."""
+    parts = urlsplit(url)
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        raise ValueError(f"{url!r} is not an https:// URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(f"{what} must be https:// (http:// only on loopback, for tests)")
+    return url.rstrip("/")
+
+
+class OidcConfig(Section):
+    """[auth.oidc]: operators sign in with their identity provider; its access tokens (JWTs)
+    are accepted on the admin API, with a role from the token's groups."""
+
+    issuer: str  # exactly the `iss` of its tokens; discovery at {issuer}/.well-known/...
+    client_id: str = ""  # the public client `omen login` signs in with
+    audience: str = ""  # the `aud` access tokens must carry; default: client_id
+    scopes: list[str] = []  # asked for by `omen login` besides openid, profile, email
+    groups_claim: str = "groups"  # a claim name, or a dotted path (realm_access.roles)
+    admin_groups: list[str] = []  # may drain, change budgets, replay, manage keys
+    viewer_groups: list[str] = []  # GET /admin/* only
+    leeway: Duration = Field(default=60.0, ge=0, le=600)  # clock skew allowed on exp/nbf/iat
+    jwks_cache: Duration = Field(default=3600.0, gt=0)  # how long the issuer's keys are trusted
+    # An unknown key id asks the issuer again at most this often (key rotation vs a flood).
+    jwks_refetch_interval: Duration = Field(default=30.0, ge=0)
+    timeout: Duration = Field(default=5.0, gt=0)  # a discovery or JWKS fetch
+
+    @field_validator("issuer")
+    @classmethod
+    def _trusted_issuer(cls, value: str) -> str:
+        check_trusted_url(value, "the issuer")
+        return value  # as written: tokens' `iss` must match it exactly, trailing slash and all
+
+    @model_validator(mode="after")
+    def _someone_can_sign_in(self) -> "OidcConfig":
+        if not self.audience:
+            self.audience = self.client_id
+        if not self.audience:
+            raise ValueError("set audience (the `aud` of access tokens) or client_id")
+        if not self.groups_claim:
+            raise ValueError("groups_claim must not be empty")
+        if not (self.admin_groups or self.viewer_groups):
+            raise ValueError("admin_groups and viewer_groups are both empty: nobody could sign in")
+        return self
+
+
+class GitHubConfig(Section):
+    """[auth.github]: operators sign in with GitHub (OAuth device flow); a GitHub token is
+    accepted on the admin API with a role from the user's teams in `org`."""
+
+    org: str = Field(min_length=1, max_length=100)
+    client_id: str = ""  # the OAuth app `omen login` signs in with (device flow enabled)
+    admin_teams: list[str] = []  # team slugs
+    viewer_teams: list[str] = []
+    api_url: str = "https://api.github.com"  # GitHub Enterprise Server: https://HOST/api/v3
+    cache_ttl: Duration = Field(default=300.0, gt=0)  # how long a token's verdict is kept
+    timeout: Duration = Field(default=5.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _trusted_api(cls, value: str) -> str:
+        return check_trusted_url(value, "api_url")
+
+    @model_validator(mode="after")
+    def _someone_can_sign_in(self) -> "GitHubConfig":
+        if not (self.admin_teams or self.viewer_teams):
+            raise ValueError("admin_teams and viewer_teams are both empty: nobody could sign in")
+        return self
+
+
 class AuthConfig(Section):
     api_keys: list[ApiKeyConfig] = []
+    oidc: OidcConfig | None = None
+    github: GitHubConfig | None = None
 
 
 class IntentRule(Section):

@@ -1,9 +1,10 @@
-"""The admin API (admin-scope keys): endpoints and drains, budgets, replays, and what-if
-re-routing of the stored decisions. Every action writes an audit row; reads write none.
+"""The admin API (admin-scope keys, or operators signed in: omen/operators.py): endpoints
+and drains, budgets, replays, and what-if re-routing of the stored decisions. Every action
+writes an audit row; reads write none.
 
 A drain takes effect at once (the next routing decision no longer sees the endpoint; requests
 already in flight finish), persists across restarts through the store, and is audited with
-the acting key's id — never the key.
+the acting key's id (never the key) or the signed-in operator's e-mail and role.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,12 +22,13 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from omen.auth import Principal
+from omen.auth import Principal, bearer_token
 from omen.calls import Answer, CallContext
 from omen.config import parse_money
 from omen.daemon import Daemon
 from omen.errors import ApiError, invalid
 from omen.http.api import Api
+from omen.operators import Operator
 from omen.routing import STRATEGIES
 from omen.whatif import (
     Rerouter,
@@ -38,17 +40,6 @@ from omen.whatif import (
     since_duration,
 )
 from omen_store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreError, StoreReader
-
-
-@dataclass(frozen=True, slots=True)
-class Operator:
-    """Who is calling an admin route: a key (`actor` its key id, `role` '') or, later, an
-    operator signed in through OIDC (`actor` the e-mail or subject, `role` admin/viewer).
-    Audit rows record both."""
-
-    actor: str
-    role: str
-    key_id: str | None = None  # the key's id when a key was presented
 
 
 def actor_of(principal: Principal) -> str:
@@ -73,13 +64,45 @@ class AdminApi:
     async def operator(self, request: Request, *, write: bool) -> Operator:
         """The caller of an admin route, refused unless allowed: `write` routes change state
         (drain, budget, replay, keys) and need admin rights; the others may be read by any
-        operator."""
-        principal = self.api.authenticate(request)
+        operator. A key is checked first and works as it always has; with [auth.oidc] or
+        [auth.github] configured, any other bearer token is an operator's sign-in."""
+        sign_in = self.daemon.sign_in
+        if not sign_in.configured:
+            principal = self.api.authenticate(request)
+        else:
+            headers = request.headers
+            token = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
+            if token is None:
+                raise ApiError(
+                    401,
+                    "Sign in first: send 'Authorization: Bearer TOKEN' with an admin key or "
+                    "an operator's access token (`omen login`).",
+                    code="missing_api_key",
+                )
+            found = None if self.daemon.keys.empty else self.daemon.keys.authenticate(token)
+            if found is None:
+                operator = await sign_in.operator(token)
+                if write and not operator.may_write:
+                    raise ApiError(
+                        403,
+                        f"{operator.actor} signed in as {operator.role}: this route needs "
+                        "the admin role",
+                        code="admin_required",
+                    )
+                return operator
+            principal = found
         # With no keys configured Omen only listens on loopback: whoever is on the box is
         # the operator.
         if principal.scope not in ("admin", "anonymous"):
             raise ApiError(403, "this route needs an admin-scope key", code="admin_required")
-        return Operator(actor_of(principal), "", principal.key_id)
+        if principal.scope == "anonymous":
+            return Operator("loopback", "", None, via="loopback")
+        return Operator(actor_of(principal), "", principal.key_id, via="key")
+
+    async def whoami(self, request: Request) -> Response:
+        """Who the admin API takes the caller for, and with which role."""
+        operator = await self.operator(request, write=False)
+        return json_response(operator.whoami())
 
     async def _body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()

@@ -77,4 +77,4 @@ def test_replay_with_a_model_no_provider_serves_is_refused_before_sending(omen: 
     assert result.stderr.strip().splitlines() == [
         f"no provider of the daemon at {omen.url} serves model 'gpt-4p'; did you mean 'gpt-4o'?"
     ]
-    assert '"action":"replay"' not in omen.omen("logs", "--audit").stdout
+    assert '"action":"replay"' not in omen.omen("logs", "--audit", "--json").stdout

@@ -261,7 +261,7 @@ def test_budget_override_applies_at_once_persists_and_is_audited(
     omen.stop()
     again = omen_factory(config)
     assert post(again, model="openai/gpt-4o").status_code == 429  # the override persisted
-    audit = again.omen("logs", "--audit").stdout
+    audit = again.omen("logs", "--audit", "--json").stdout
     assert '"action":"budget"' in audit and ADMIN_KEY not in audit
 
 

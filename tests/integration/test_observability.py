@@ -184,7 +184,9 @@ def test_admin_actions_and_reloads_are_audited(
     deadline = time.monotonic() + 10
     audit: list[dict[str, object]] = []
     while time.monotonic() < deadline:
-        audit = [json.loads(line) for line in omen.omen("logs", "--audit").stdout.splitlines()]
+        audit = [
+            json.loads(line) for line in omen.omen("logs", "--audit", "--json").stdout.splitlines()
+        ]
         if any(row["action"] == "reload" for row in audit):
             break
         time.sleep(0.1)
@@ -246,7 +248,7 @@ def test_an_invalid_reload_is_refused_and_the_old_config_keeps_running(
     reloads: list[dict[str, object]] = []
     while not reloads and time.monotonic() < deadline + 5:
         # The config on disk is the broken one now: read the store directly.
-        listing = omen.omen("logs", "--audit", "--db", str(omen.database)).stdout
+        listing = omen.omen("logs", "--audit", "--json", "--db", str(omen.database)).stdout
         reloads = [json.loads(line) for line in listing.splitlines()]
         reloads = [row for row in reloads if row["action"] == "reload"]
     (reload,) = reloads

@@ -55,7 +55,7 @@ def test_replay_on_the_same_route_links_the_new_row_to_the_original(omen: Omen) 
     replayed = next(r for r in rows if r.id == new["request_id"])  # type: ignore[attr-defined]
     assert replayed.replay_of == original  # type: ignore[attr-defined]
     assert replayed.container == "app"  # type: ignore[attr-defined]
-    audit = omen.omen("logs", "--audit").stdout
+    audit = omen.omen("logs", "--audit", "--json").stdout
     assert '"action":"replay"' in audit and original in audit
 
 

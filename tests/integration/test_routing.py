@@ -194,7 +194,7 @@ def test_a_drained_endpoint_gets_no_new_requests_until_undrained(
         for _ in range(6):
             chat(omen, [{"role": "user", "content": "hi"}], model="llama3.1:8b")
         assert fakes[0].served > 0
-    audit = omen.omen("logs", "--audit")
+    audit = omen.omen("logs", "--audit", "--json")
     actions = [
         line for line in audit.stdout.splitlines() if '"drain"' in line or '"undrain"' in line
     ]

@@ -110,12 +110,22 @@ ENDPOINTS = [
 
 class FakeAdmin:
     """The admin API's answers; `up=False` refuses every connection, as a stopped daemon.
-    `instance`: the name the daemon gives itself in GET /admin/endpoints (a fleet's)."""
+    `instance`: the name the daemon gives itself in GET /admin/endpoints (a fleet's).
+    `whoami`: what GET /admin/whoami answers (None: a daemon without the route, 404); a
+    "viewer" role there may only read, as the daemon's viewer groups."""
 
-    def __init__(self, *, up: bool = True, admin: bool = True, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        up: bool = True,
+        admin: bool = True,
+        instance: str | None = None,
+        whoami: dict[str, Any] | None = None,
+    ) -> None:
         self.up = up
         self.admin = admin
         self.instance = instance
+        self.whoami = whoami
         self.calls: list[tuple[str, str, Any]] = []
         self.whatif = WHATIF  # what GET /admin/whatif answers (tests may swap it)
         self.feedback_refused: set[str] = set()  # request ids POST /v1/feedback 404s
@@ -138,6 +148,10 @@ class FakeAdmin:
             return _json({"status": "healthy", "providers": ["ollama", "openai"]})
         if not self.admin:
             return _json({"error": {"message": "this route needs an admin-scope key"}}, 403)
+        if path == "/admin/whoami" and self.whoami is not None:
+            return _json(self.whoami)
+        if request.method != "GET" and self.whoami and self.whoami.get("role") == "viewer":
+            return _json({"error": {"message": "a viewer may only read"}}, 403)
         if path == "/admin/endpoints":
             answer: dict[str, Any] = {"providers": {}, "endpoints": ENDPOINTS}
             if self.instance is not None:

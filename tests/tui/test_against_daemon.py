@@ -85,7 +85,7 @@ async def test_drain_from_the_console_stops_routing_to_that_endpoint(
             for _ in range(6):
                 chat(omen)
             assert fakes[0].served > 0
-    audit = omen.omen("logs", "--audit").stdout
+    audit = omen.omen("logs", "--audit", "--json").stdout
     assert '"drain"' in audit and "driver update" in audit and '"undrain"' in audit
 
 

@@ -33,6 +33,12 @@ MISUSES = [
     ["whatif", "--since", "-1h"],
     ["import-boltfile", "/nonexistent"],
     ["import-boltfile", "{tmp}"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "create", "app", "--scope", "admin"],
+    ["keys", "create", "app", "--scope", "root"],
+    ["keys", "revoke"],
+    ["keys", "list", "--url", "http://127.0.0.1:9"],
 ]
 
 

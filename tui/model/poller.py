@@ -53,6 +53,9 @@ PROBE_WINDOW_S = 3600  # else p50/p95 of the health probes over the last hour
 BURN_WINDOW_S = 3600  # burn rate: spend over the last hour (minute rollups)
 GPU_WINDOW_S = 3600
 ALERT_WINDOW_S = 7 * 86400
+# A refused credential is tried again this often: the operator may have signed in again
+# (`omen login` in another terminal) or been given a role meanwhile.
+ADMIN_RETRY_S = 30.0
 
 VIEWS = ("overview", "routing", "providers", "gpu")
 
@@ -74,10 +77,13 @@ class Poller:
         self._open_lock = threading.Lock()
         self._admin: bool | None = None  # None: not asked yet
         self._admin_message = ""
+        self._refused_at = 0.0
         self._feed_key: tuple[str, str, str] | None = None
         self._feed_rowid = 0
         self._last_seen: float | None = None  # when the daemon last answered
         self._talking_to: str | None = None  # the daemon's URL the admin state is about
+        self._user: str | None = None  # who that daemon says the console acts as
+        self._role: str | None = None
         self._sessions = SessionCounter()
 
     def close(self) -> None:
@@ -139,12 +145,30 @@ class Poller:
         state.url = self.client.base_url
         state.reachable = True
         state.last_seen = self._last_seen = self.clock()
-        if self._admin is None:
+        if self._admin is False and self.clock() - self._refused_at >= ADMIN_RETRY_S:
+            self._admin = None
+        if self._admin is None:  # at start, and when another daemon answers or this one is back
+            self._user, self._role = self._whoami()
             self._admin_call(self.client.endpoints)
         state.admin = bool(self._admin)
         state.message = self._admin_message
         state.instance = self.client.instance if self.client.fleet else None
+        state.user, state.role = self._user, self._role
         return state
+
+    def _whoami(self) -> tuple[str | None, str | None]:
+        """(e-mail or subject, role) of the credential sent, as the daemon sees it; an API key
+        has no person to show, and a daemon without /admin/whoami says nothing."""
+        try:
+            answer = self.client.whoami()
+        except AdminError:
+            return None, None
+        if answer is None:
+            return None, None
+        role = answer.get("role")
+        person = answer.get("email") or answer.get("subject")
+        shown = str(person) if person and answer.get("via") in ("oidc", "github") else None
+        return shown, str(role) if role else None
 
     def _admin_call(self, call: Callable[[], Any]) -> Any:
         """An admin read; None when refused or failing (the reason kept for the header)."""
@@ -153,6 +177,7 @@ class Poller:
         except AdminError as exc:
             if exc.refused:
                 self._admin = False
+                self._refused_at = self.clock()
                 self._admin_message = f"the admin API refused the key ({exc.message})"
             else:
                 self._admin_message = exc.message

@@ -19,10 +19,19 @@ class DaemonState:
     message: str = ""  # why not, in words
     last_seen: float | None = None  # when it last answered /health (None: not this session)
     instance: str | None = None  # its name, in a fleet (from /admin/endpoints)
+    # Who the daemon says the console acts as (GET /admin/whoami): an operator's e-mail or
+    # subject (None for an API key, or a daemon that cannot say), and their role.
+    user: str | None = None
+    role: str | None = None  # "admin" | "viewer"
 
     @property
     def actions_ok(self) -> bool:
         return self.reachable and self.admin
+
+    @property
+    def viewer(self) -> bool:
+        """Signed in with a viewer group's token: the views only, no actions."""
+        return self.reachable and self.role == "viewer"
 
 
 @dataclass(slots=True)

@@ -39,9 +39,10 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "close", "Close"),
     ]
 
-    def __init__(self, *, readonly: bool, url: str) -> None:
+    def __init__(self, *, hidden: str | None, url: str) -> None:
+        """`hidden`: why the actions are hidden (`--readonly`, a viewer role), or None."""
         super().__init__(classes="modal")
-        self.readonly = readonly
+        self.hidden = hidden
         self.url = url
 
     def compose(self) -> ComposeResult:
@@ -56,8 +57,8 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(style="bold")
         table.add_column()
         for key, what in KEYS:
-            if self.readonly and key in ("d", "b", "r", "+ -"):
-                what += " — hidden: --readonly"
+            if self.hidden and key in ("d", "b", "r", "+ -"):
+                what += f" — hidden: {self.hidden}"
             table.add_row(key, what)
         return table
 

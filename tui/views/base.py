@@ -1,8 +1,9 @@
 """ConsoleView: what every numbered view shares — its actions' availability and the poll hook.
 
 Actions that change the daemon (drain, budget, replay) are hidden in `--readonly` (like k9s
-strips its dangerous actions) and greyed out while the daemon or its admin API cannot be
-reached; the app then explains why when the key is pressed.
+strips its dangerous actions) and for an operator signed in with a viewer role, and greyed
+out while the daemon or its admin API cannot be reached; the app then explains why when the
+key is pressed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class ConsoleView(Vertical):
     ACTIONS: ClassVar[frozenset[str]] = frozenset()  # the ones that need the admin API
 
     actions_ok: var[bool] = var(False)
+    viewer: var[bool] = var(False)  # the daemon gives the console's sign-in a viewer role
 
     def __init__(self, *, readonly: bool, id: str | None = None) -> None:
         super().__init__(id=id, classes="view")
@@ -27,13 +29,16 @@ class ConsoleView(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.ACTIONS:
-            if self.readonly:
+            if self.readonly or self.viewer:
                 return False
             if not self.actions_ok:
                 return None
         return True
 
     def watch_actions_ok(self) -> None:
+        self.refresh_bindings()
+
+    def watch_viewer(self) -> None:
         self.refresh_bindings()
 
     def apply(self, snapshot: Snapshot) -> None:

@@ -1,9 +1,10 @@
 """DaemonStatus: the header's right side — daemon reachable or not (and, in a fleet, which
-instance the console talks to: `● daemon up on a`), paused, filter, clock.
+instance the console talks to: `● daemon up on a`), who the console acts as when an operator
+signed in (`· ann@example.com (viewer)`), paused, filter, clock.
 
 It fits in what the view tabs leave of the terminal's width: the clock goes first, then the
-words shorten (`● up on a`, `⏸`), then the instance's name, then the filter is elided in the
-middle; the tabs never move.
+words shorten (`● up on a`, `⏸`), then the operator's e-mail gives up its middle (the role
+stays), then the instance's name, then the filter is elided in the middle; the tabs never move.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from omen_tui.widgets.view_tabs import TITLES, tabs_for
 
 PADDING = 1  # app.tcss: #daemon-status has one cell of right padding
 NAME_MAX = 16  # an instance's name, middle-elided past this
+WHO_SEPARATOR = " · "
 
 
 class DaemonStatus(Static):
@@ -59,10 +61,16 @@ def render_status(
 ) -> Text:
     """The status in at most `width` cells (the clock and long words dropped first)."""
     name = elide(daemon.instance, NAME_MAX) if daemon and daemon.instance else None
+    who = _who(daemon, 200)
     for short, with_clock in ((False, True), (False, False), (True, True), (True, False)):
-        text = _status(daemon, paused, filt, now if with_clock else None, short, None, name)
+        text = _status(daemon, paused, filt, now if with_clock else None, short, None, name, who)
         if text.cell_len <= width:
             return text
+    if who:
+        bare = _status(daemon, paused, filt, None, True, None, name)
+        fitted = _who(daemon, width - bare.cell_len - len(WHO_SEPARATOR))
+        if fitted:
+            return _status(daemon, paused, filt, None, True, None, name, fitted)
     # Still too wide: the instance's name gives up its middle, then goes; then the filter
     # gives up its middle (the daemon's state never goes).
     text = _status(daemon, paused, filt, None, True, None)
@@ -81,6 +89,20 @@ def render_status(
     return text
 
 
+def _who(daemon: DaemonState | None, width: int) -> str | None:
+    """`ann@example.com (viewer)` in at most `width` cells: the e-mail cut in the middle, then
+    the role alone; None when nobody signed in is known (or nothing fits)."""
+    if daemon is None or not daemon.reachable or not daemon.user:
+        return None
+    role = f" ({daemon.role})" if daemon.role else ""
+    room = width - len(role)
+    if room >= min(len(daemon.user), 5):
+        return elide(daemon.user, room) + role
+    if daemon.role and len(daemon.role) <= width:
+        return daemon.role
+    return None
+
+
 def _status(
     daemon: DaemonState | None,
     paused: bool,
@@ -89,6 +111,7 @@ def _status(
     short: bool,
     filter_width: int | None,
     name: str | None = None,
+    who: str | None = None,
 ) -> Text:
     text = Text()
     if filt.active:
@@ -113,6 +136,9 @@ def _status(
         if name:
             text.append(" on ", style=style)
             text.append(name, style="bold")
+        if who:
+            text.append(WHO_SEPARATOR, style="dim")
+            text.append(who, style="bold cyan")
         if not daemon.admin:
             text.append(" · no admin" if short else " · no admin access", style="yellow")
     if now is not None:

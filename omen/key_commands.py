@@ -1,0 +1,169 @@
+"""`omen keys create|list|revoke`: container keys through the daemon's admin API, no restart.
+
+`create` prints the new key alone on stdout (so `KEY=$(omen keys create app)` works) and what
+it is on stderr; the key is never shown again. Every failure is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+
+class _Refused(Exception):
+    """The daemon could not be asked, or refused: one line for stderr."""
+
+
+def add_arguments(
+    create: argparse.ArgumentParser,
+    listing: argparse.ArgumentParser,
+    revoke: argparse.ArgumentParser,
+) -> None:
+    create.add_argument(
+        "container",
+        nargs="?",
+        metavar="CONTAINER",
+        help="the container the key acts for (left out with --scope admin)",
+    )
+    create.add_argument("--name", metavar="N", help="what the key is for, e.g. `ci` or `laptop`")
+    create.add_argument(
+        "--scope",
+        choices=["user", "admin"],
+        default="user",
+        help="user: the container's requests (default); admin: the admin API, every container",
+    )
+    listing.add_argument("container", nargs="?", metavar="CONTAINER", help="only its keys")
+    listing.add_argument("--json", action="store_true", help="one JSON object per key and line")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id (key_…, `omen keys list`)")
+    for parser in (create, listing, revoke):
+        parser.add_argument("--url", metavar="URL", help="daemon URL (default: from server.bind)")
+
+
+def create_body(args: argparse.Namespace) -> dict[str, Any] | str:
+    """The request for `omen keys create`, or what is wrong with the arguments."""
+    if args.scope == "admin" and args.container:
+        return "an admin key acts for every container: leave CONTAINER out"
+    if args.scope == "user" and not args.container:
+        return "give the CONTAINER the key acts for (or --scope admin for an admin key)"
+    body: dict[str, Any] = {"scope": args.scope}
+    if args.container:
+        body["container"] = args.container
+    if args.name:
+        body["name"] = args.name
+    return body
+
+
+def run(args: argparse.Namespace, url: str, credential: str | None) -> int:
+    prog = f"omen keys {args.keys_command}"
+    try:
+        if args.keys_command == "create":
+            body = create_body(args)
+            if isinstance(body, str):
+                print(f"{prog}: {body}", file=sys.stderr)
+                return 2
+            made = _call("POST", url, "/admin/keys", credential, body)
+            return _created(made)
+        if args.keys_command == "list":
+            path = "/admin/keys" + (f"?container={quote(args.container)}" if args.container else "")
+            return _listed(_call("GET", url, path, credential).get("keys"), args.json, url)
+        key_id = quote(args.key_id, safe="")
+        gone = _call("POST", url, f"/admin/keys/{key_id}/revoke", credential)
+        print(f"revoked {gone.get('key_id')} ({_owner(gone)}); it is refused from now on")
+        return 0
+    except _Refused as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _created(made: dict[str, Any]) -> int:
+    key = made.get("key")
+    if not isinstance(key, str):
+        raise _Refused("the daemon did not answer like Omen's admin API; is --url right?")
+    print(key)
+    sys.stdout.flush()
+    print(
+        f"created {made.get('key_id')} ({_owner(made)}); the key above is shown only this once",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _listed(keys: object, as_json: bool, url: str) -> int:
+    if not isinstance(keys, list):
+        raise _Refused(f"{url} did not answer like Omen's admin API; is --url right?")
+    if as_json:
+        for entry in keys:
+            print(orjson.dumps(entry).decode())
+        return 0
+    if not keys:
+        print("no keys")
+        return 0
+    rows = [("KEY ID", "CONTAINER", "SCOPE", "NAME", "SOURCE", "CREATED", "BY", "STATE")]
+    for entry in keys:
+        created = entry.get("created")
+        rows.append(
+            (
+                str(entry.get("key_id")),
+                entry.get("container") or "-",
+                str(entry.get("scope")),
+                entry.get("name") or "-",
+                entry.get("where") or "admin api",
+                _when(created) if isinstance(created, int | float) else "-",
+                entry.get("created_by") or "-",
+                "active" if entry.get("active") else f"revoked {_when(entry.get('revoked'))}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def _owner(entry: dict[str, Any]) -> str:
+    where = f"container {entry.get('container')}" if entry.get("container") else "admin"
+    return f"{where}, name {entry['name']}" if entry.get("name") else where
+
+
+def _when(ts: object) -> str:
+    if not isinstance(ts, int | float):
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _call(
+    method: str, url: str, path: str, credential: str | None, body: object = None
+) -> dict[str, Any]:
+    """One JSON call to the daemon; anything but a 2xx from Omen raises _Refused in words."""
+    import httpx  # here: every other `omen` command starts without it
+
+    headers = {"authorization": f"Bearer {credential}"} if credential else {}
+    try:
+        response = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        raise _Refused(f"cannot reach the daemon at {url}: {exc}") from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise _Refused(
+            f"{url} did not answer like Omen's admin API (HTTP {response.status_code}); "
+            "is --url right?"
+        )
+    if not response.is_success:
+        error = data.get("error")
+        message = (error.get("message") if isinstance(error, dict) else None) or (
+            f"HTTP {response.status_code}"
+        )
+        hint = ""
+        if response.status_code == 401 and not credential:
+            hint = " (set OMEN_ADMIN_KEY to an admin-scope key, or `omen login`)"
+        raise _Refused(f"refused ({response.status_code}): {message}{hint}")
+    return data
