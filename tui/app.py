@@ -4,7 +4,8 @@ admin API.
 Polling follows Dolphie: one thread worker reads what the active view needs, the UI applies
 the result in one batch, and only then is the next poll scheduled, so a slow store or daemon
 never piles up polls. The operator's actions (drain, budget, replay) are in `tui.actions`;
-in a fleet they go to whichever of the daemons given answers (`tui.client`).
+in a fleet they go to whichever of the daemons given answers (`tui.client`). Who did what is
+the audit screen's (`A`), read from the store like the views.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from omen_tui.messages import (
     RefreshRequested,
 )
 from omen_tui.model import VIEWS, DaemonState, Filter, Poller, Snapshot
+from omen_tui.screens.audit import AuditScreen
 from omen_tui.screens.filter import FilterEditor
 from omen_tui.screens.help import HelpScreen
 from omen_tui.views.base import ConsoleView
@@ -54,6 +56,7 @@ class OmenConsole(AdminActions):
         ),
         Binding("slash", "filter", "Filter"),
         Binding("p", "toggle_pause", "Pause"),
+        Binding("A", "audit", "Audit", tooltip="Who did what: the audit trail"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("colon", "command_palette", "Commands", show=False),
@@ -260,6 +263,20 @@ class OmenConsole(AdminActions):
             self._set_filter(Filter())
             self.notify("Filter cleared", timeout=2)
 
+    def action_audit(self) -> None:
+        """The audit trail, from the store: read-only, so also in --readonly and for a
+        viewer, and with the daemon down."""
+        if isinstance(self.screen, AuditScreen):
+            return
+        self.push_screen(
+            AuditScreen(self.poller.store, interval=self.poll_interval, paused=lambda: self.paused)
+        )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The audit trail already open: no second one, and no footer entry for it.
+        open_already = bool(self.screen_stack) and isinstance(self.screen, AuditScreen)
+        return not (action == "audit" and open_already)
+
     def action_help(self) -> None:
         hidden = "--readonly" if self.readonly else "viewer role" if self.viewer else None
         self.push_screen(HelpScreen(hidden=hidden, url=self.client.where))
@@ -286,6 +303,11 @@ class OmenConsole(AdminActions):
             self.action_toggle_pause,
         )
         yield SystemCommand("Refresh now", "Poll the store and the daemon now", self.poll_now)
+        yield SystemCommand(
+            "Audit trail",
+            "Who did what: drains, budgets, replays, keys, reloads",
+            self.action_audit,
+        )
         if not (self.readonly or self.viewer):
             active = self.active_view
             for action, title in (

@@ -188,6 +188,72 @@ def _cache_reads(turn: int, provider: str, prompt: int, status: int) -> int:
     return prompt * 3 // 4 // 128 * 128
 
 
+def operator_actions() -> list[AuditRecord]:
+    """The audit rows of what operators did: the budgets and the drain above by an admin key,
+    then an operator signed in through OIDC (ada@example.com, admin) who replayed a request,
+    made a key and undrained an endpoint, and a config reload. A viewer did nothing: the
+    daemon refuses a viewer's actions, so none of theirs is in the trail."""
+    budgets = [
+        AuditRecord(NOW - 7200, "key_admin", "budget", container, {}, after, None)
+        for container, after in (
+            ("app", {"daily": 5.0, "weekly": 25.0, "monthly": 80.0}),
+            ("research", {"daily": 2.0, "monthly": 40.0}),
+        )
+    ]
+    ada = "ada@example.com"
+    return [
+        *budgets,
+        AuditRecord(
+            NOW - 3300,
+            "sighup",
+            "reload",
+            "/etc/omen/omen.toml",
+            {"path": "/etc/omen/omen.toml", "providers": ["ollama", "openai"], "endpoints": 3},
+            {"path": "/etc/omen/omen.toml", "providers": ["ollama", "openai"], "endpoints": 4},
+            None,
+        ),
+        AuditRecord(
+            NOW - 1800,
+            ada,
+            "undrain",
+            "ollama/gpu1",
+            {"drained": True, "reason": "kernel upgrade"},
+            {"drained": False, "reason": None},
+            None,
+            role="admin",
+        ),
+        AuditRecord(
+            NOW - 900,
+            "key_admin",
+            "drain",
+            "ollama/gpu2",
+            {"drained": False, "reason": None},
+            {"drained": True, "reason": "driver update"},
+            "driver update",
+        ),
+        AuditRecord(
+            NOW - 600,
+            ada,
+            "key_create",
+            "key_5f2a9c01d4e7",
+            None,
+            {"key_id": "key_5f2a9c01d4e7", "container": "research", "scope": "user"},
+            "research notebook",
+            role="admin",
+        ),
+        AuditRecord(
+            NOW - 300,
+            ada,
+            "replay",
+            "req_0112",
+            None,
+            {"request_id": "rep_0001", "mode": "reroute", "provider": "openai", "status": 200},
+            None,
+            role="admin",
+        ),
+    ]
+
+
 Target = TypeVar("Target", Path, str)  # a SQLite file, or a PostgreSQL URL
 
 
@@ -251,6 +317,8 @@ def seed_store(path: Target, *, instance: str = "") -> Target:
     writer.record_drain(
         DrainChange(NOW - 900, "ollama", "gpu2", True, "driver update", "key_admin")
     )
+    for record in operator_actions():
+        writer.record_audit(record)
     for minutes, percent in ((50, 80.0), (20, 95.0)):
         writer.record_audit(
             AuditRecord(

@@ -74,3 +74,9 @@ def test_drain_dialog(snap_compare: Snap, console: ConsoleFactory) -> None:
 def test_help(snap_compare: Snap, console: ConsoleFactory) -> None:
     app, _ = console()
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys("question_mark"))
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_audit_trail(snap_compare: Snap, console: ConsoleFactory, size: tuple[int, int]) -> None:
+    app, _ = console()
+    assert snap_compare(app, terminal_size=size, run_before=keys("A", "j", "j"))

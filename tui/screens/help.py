@@ -25,6 +25,7 @@ KEYS = (
     ("+ -", "Replay result: the replay was better / worse (feedback 1 / 0)"),
     ("L", "Routing: what routing learnt, per model (read from the store)"),
     ("w", "Overview: what-if — re-route the period under another strategy"),
+    ("A", "audit trail: who (a key, or an operator and role) did what"),
     ("/", "filter by text, container, provider or instance (i:NAME)"),
     ("p", "pause / resume polling"),
     ("ctrl+p  :", "command palette"),

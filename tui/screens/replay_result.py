@@ -49,6 +49,8 @@ class ReplayResult(Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("plus", "judge(True)", "Replay better", tooltip="Feedback 1 replay, 0 original"),
         Binding("minus", "judge(False)", "Replay worse", tooltip="Feedback 0 replay, 1 original"),
+        # The audit trail still opens, out of the footer: at 80 columns it would push out quit.
+        Binding("A", "app.audit", "Audit", show=False),
     ]
 
     def __init__(
