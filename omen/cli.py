@@ -14,11 +14,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 from omen import boltfile as boltfile_command
 from omen import key_commands
 from omen import whatif as whatif_command
+from omen.admin_client import Refused, admin_call
 from omen.config import (
     ConfigError,
     LoadedConfig,
@@ -207,48 +208,14 @@ def daemon_url(loaded: LoadedConfig, explicit: str | None) -> str:
     return f"http://{host}:{port}"
 
 
-class _Refused(Exception):
-    """The daemon could not be asked, or refused: one line for stderr."""
-
-
-def _admin_call(
-    method: str, url: str, path: str, key: str | None, body: object = None
-) -> dict[str, Any]:
-    """One JSON call to the daemon; anything but a 200 from Omen raises _Refused in words."""
-    import httpx
-
-    headers = {"authorization": f"Bearer {key}"} if key else {}
-    try:
-        response = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=120)
-    except httpx.HTTPError as exc:
-        raise _Refused(f"cannot reach the daemon at {url}: {exc}") from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise _Refused(
-            f"{url} did not answer like Omen's admin API (HTTP {response.status_code}); "
-            "is --url right?"
-        )
-    if response.status_code != 200:
-        error = data.get("error")
-        message = (error.get("message") if isinstance(error, dict) else None) or (
-            f"HTTP {response.status_code}"
-        )
-        hint = ""
-        if response.status_code == 401 and not key:
-            hint = " (set OMEN_ADMIN_KEY to an admin-scope key, or sign in with `omen login`)"
-        raise _Refused(f"replay refused ({response.status_code}): {message}{hint}")
-    return data
-
-
 def _provider_serving(url: str, key: str | None, model: str) -> str:
     """A provider of the daemon that serves model, from its /v1/models (the admin replay API
     keeps the original provider when given a model alone, which may not serve it)."""
-    listed = _admin_call("GET", url, "/v1/models", key).get("data")
+    listed = admin_call("GET", url, "/v1/models", key, what="replay refused", timeout=120).get(
+        "data"
+    )
     if not isinstance(listed, list):
-        raise _Refused(f"{url} did not answer like Omen's /v1/models; is --url right?")
+        raise Refused(f"{url} did not answer like Omen's /v1/models; is --url right?")
     owners = {
         str(entry.get("id")): str(entry.get("owned_by"))
         for entry in listed
@@ -258,10 +225,10 @@ def _provider_serving(url: str, key: str | None, model: str) -> str:
     if owner is not None:
         return owner
     if model == "auto":
-        raise _Refused("--model auto: use --reroute to let the router choose again")
+        raise Refused("--model auto: use --reroute to let the router choose again")
     close = difflib.get_close_matches(model, list(owners), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else " (see GET /v1/models)"
-    raise _Refused(f"no provider of the daemon at {url} serves model {model!r}{hint}")
+    raise Refused(f"no provider of the daemon at {url} serves model {model!r}{hint}")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -283,8 +250,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
             body["provider"] = args.provider or _provider_serving(url, key, args.model)
         elif args.provider:
             body["provider"] = args.provider
-        data = _admin_call("POST", url, f"/admin/requests/{args.request_id}/replay", key, body)
-    except _Refused as exc:
+        data = admin_call(
+            "POST",
+            url,
+            f"/admin/requests/{args.request_id}/replay",
+            key,
+            body,
+            what="replay refused",
+            timeout=120,
+        )
+    except Refused as exc:
         print(exc, file=sys.stderr)
         return 1
     if "replay" not in data or "original" not in data:

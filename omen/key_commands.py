@@ -14,9 +14,7 @@ from urllib.parse import quote
 
 import orjson
 
-
-class _Refused(Exception):
-    """The daemon could not be asked, or refused: one line for stderr."""
+from omen.admin_client import Refused, admin_call
 
 
 def add_arguments(
@@ -66,16 +64,16 @@ def run(args: argparse.Namespace, url: str, credential: str | None) -> int:
             if isinstance(body, str):
                 print(f"{prog}: {body}", file=sys.stderr)
                 return 2
-            made = _call("POST", url, "/admin/keys", credential, body)
+            made = admin_call("POST", url, "/admin/keys", credential, body)
             return _created(made)
         if args.keys_command == "list":
             path = "/admin/keys" + (f"?container={quote(args.container)}" if args.container else "")
-            return _listed(_call("GET", url, path, credential).get("keys"), args.json, url)
+            return _listed(admin_call("GET", url, path, credential).get("keys"), args.json, url)
         key_id = quote(args.key_id, safe="")
-        gone = _call("POST", url, f"/admin/keys/{key_id}/revoke", credential)
+        gone = admin_call("POST", url, f"/admin/keys/{key_id}/revoke", credential)
         print(f"revoked {gone.get('key_id')} ({_owner(gone)}); it is refused from now on")
         return 0
-    except _Refused as exc:
+    except Refused as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
 
@@ -83,7 +81,7 @@ def run(args: argparse.Namespace, url: str, credential: str | None) -> int:
 def _created(made: dict[str, Any]) -> int:
     key = made.get("key")
     if not isinstance(key, str):
-        raise _Refused("the daemon did not answer like Omen's admin API; is --url right?")
+        raise Refused("the daemon did not answer like Omen's admin API; is --url right?")
     print(key)
     sys.stdout.flush()
     print(
@@ -95,7 +93,7 @@ def _created(made: dict[str, Any]) -> int:
 
 def _listed(keys: object, as_json: bool, url: str) -> int:
     if not isinstance(keys, list):
-        raise _Refused(f"{url} did not answer like Omen's admin API; is --url right?")
+        raise Refused(f"{url} did not answer like Omen's admin API; is --url right?")
     if as_json:
         for entry in keys:
             print(orjson.dumps(entry).decode())
@@ -135,35 +133,3 @@ def _when(ts: object) -> str:
     if not isinstance(ts, int | float):
         return ""
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
-
-
-def _call(
-    method: str, url: str, path: str, credential: str | None, body: object = None
-) -> dict[str, Any]:
-    """One JSON call to the daemon; anything but a 2xx from Omen raises _Refused in words."""
-    import httpx  # here: every other `omen` command starts without it
-
-    headers = {"authorization": f"Bearer {credential}"} if credential else {}
-    try:
-        response = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        raise _Refused(f"cannot reach the daemon at {url}: {exc}") from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise _Refused(
-            f"{url} did not answer like Omen's admin API (HTTP {response.status_code}); "
-            "is --url right?"
-        )
-    if not response.is_success:
-        error = data.get("error")
-        message = (error.get("message") if isinstance(error, dict) else None) or (
-            f"HTTP {response.status_code}"
-        )
-        hint = ""
-        if response.status_code == 401 and not credential:
-            hint = " (set OMEN_ADMIN_KEY to an admin-scope key, or `omen login`)"
-        raise _Refused(f"refused ({response.status_code}): {message}{hint}")
-    return data

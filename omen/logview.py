@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from omen_store import AuditRow, RequestRow, StoreError, StoreReader
+from omen_store import AuditRow, RequestRow, StoreError, StoreReader, audit_change
 
 _FOLLOW_POLL_S = 0.5
 
@@ -42,41 +42,12 @@ def format_audit(row: AuditRow) -> str:
     when = datetime.fromtimestamp(row.ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
     who = f"{row.actor} ({row.role})" if row.role else row.actor
     text = f"{when} {who} {row.action} {row.target}"
-    change = _change(row.before, row.after)
+    change = audit_change(row.before, row.after)
     if change:
         text += f" {change}"
     if row.detail:
         text += f" | {row.detail}"
     return text
-
-
-def _change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
-    """before→after, naming only what changed when both sides are tables."""
-    if before is None and after is None:
-        return ""
-    if isinstance(before, dict) and isinstance(after, dict):
-        fields = dict.fromkeys([*before, *after])
-        changed = [name for name in fields if before.get(name) != after.get(name)]
-        if not changed:
-            return "(no change)"
-        return ", ".join(
-            f"{name} {_value(before.get(name))}→{_value(after.get(name))}" for name in changed
-        )
-    return f"{_fields(before)}→{_fields(after)}"
-
-
-def _fields(table: dict[str, Any] | None) -> str:
-    if not table:
-        return "-"
-    return " ".join(f"{name}={_value(value)}" for name, value in table.items())
-
-
-def _value(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
 
 
 def row_json(row: RequestRow) -> dict[str, Any]:

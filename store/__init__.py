@@ -39,6 +39,7 @@ from omen_store.rows import (
     RequestRow,
     SpendDailyRow,
     SpendTotals,
+    audit_change,
 )
 from omen_store.schema import SCHEMA_VERSION, check_store
 from omen_store.writer import StoreWriter, WriterStats
@@ -75,6 +76,7 @@ __all__ = [
     "StoreUnusableError",
     "StoreWriter",
     "WriterStats",
+    "audit_change",
     "check_store",
     "day_name",
     "display_store",

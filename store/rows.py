@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from omen_store.records import RequestRecord
 
 
@@ -174,3 +176,33 @@ class OutcomeRow:
     feedback_n: int
     feedback_sum: float
     updated: float
+
+
+def audit_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """An audit row's before→after in words, naming only what changed when both sides are
+    tables: what `omen logs --audit` prints and the console's audit trail shows."""
+    if before is None and after is None:
+        return ""
+    if isinstance(before, dict) and isinstance(after, dict):
+        fields = dict.fromkeys([*before, *after])
+        changed = [name for name in fields if before.get(name) != after.get(name)]
+        if not changed:
+            return "(no change)"
+        return ", ".join(
+            f"{name} {_value(before.get(name))}→{_value(after.get(name))}" for name in changed
+        )
+    return f"{_fields(before)}→{_fields(after)}"
+
+
+def _fields(table: dict[str, Any] | None) -> str:
+    if not table:
+        return "-"
+    return " ".join(f"{name}={_value(value)}" for name, value in table.items())
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()

@@ -7,10 +7,7 @@ One bounded read (`ORDER BY ts DESC LIMIT`, served by the `audit_ts` index), nev
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from omen_store import AuditRow, StoreReader
+from omen_store import AuditRow, StoreReader, audit_change
 
 AUDIT_LIMIT = 200  # rows the screen holds: the newest, which is what an operator looks for
 
@@ -47,33 +44,8 @@ def who_in_full(row: AuditRow) -> str:
     return row.actor
 
 
-def change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
-    """before→after, naming only what changed when both sides are tables (as the CLI does)."""
-    if before is None and after is None:
-        return ""
-    if isinstance(before, dict) and isinstance(after, dict):
-        fields = dict.fromkeys([*before, *after])
-        changed = [name for name in fields if before.get(name) != after.get(name)]
-        if not changed:
-            return "(no change)"
-        return ", ".join(
-            f"{name} {_value(before.get(name))}→{_value(after.get(name))}" for name in changed
-        )
-    return f"{_fields(before)}→{_fields(after)}"
-
-
-def _fields(table: dict[str, Any] | None) -> str:
-    if not table:
-        return "-"
-    return " ".join(f"{name}={_value(value)}" for name, value in table.items())
-
-
-def _value(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
+# One wording for the CLI and the console (omen_store.audit_change).
+change = audit_change
 
 
 # -- the table's columns -------------------------------------------------------------------
