@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -161,7 +161,7 @@ class OidcVerifier:
             raise OidcError(_refusal(exc)) from None
 
     def _identity(self, claims: dict[str, Any]) -> Identity:
-        groups = _groups(claims, self.settings.groups_claim)
+        groups = groups_of(claims, self.settings.groups_claim)
         role: Role
         if self.settings.admin_groups.intersection(groups):
             role = "admin"
@@ -361,7 +361,7 @@ def _algorithms_for(jwk: dict[str, Any]) -> frozenset[str]:
     return family & {declared} if isinstance(declared, str) else frozenset()
 
 
-def _groups(claims: dict[str, Any], claim: str) -> tuple[str, ...]:
+def groups_of(claims: Mapping[str, Any], claim: str) -> tuple[str, ...]:
     """Group names from the claim, by exact name first (Auth0's claims are URLs with dots),
     then as a dotted path (Keycloak's realm_access.roles)."""
     value: Any = claims.get(claim)

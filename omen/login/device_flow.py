@@ -21,6 +21,7 @@ import httpx
 import jwt
 
 from omen.login.token_file import GITHUB, SignedInAs, StoredLogin, TokenFile
+from omen.oidc import groups_of
 
 SCOPES = "openid email profile offline_access"
 GITHUB_SCOPES = "read:org"  # the daemon checks org and team membership with the token
@@ -309,7 +310,7 @@ def identity(answer: Mapping[str, Any], groups_claim: str = "groups") -> SignedI
         value = merged.get(name)
         return value if isinstance(value, str) and value else None
 
-    groups = _groups(access_claims, groups_claim) or _groups(id_claims, groups_claim)
+    groups = groups_of(access_claims, groups_claim) or groups_of(id_claims, groups_claim)
     return SignedInAs(
         subject=text("sub"),
         email=text("email"),
@@ -431,20 +432,6 @@ def _claims(token: object) -> dict[str, Any]:
     except jwt.PyJWTError:
         return {}
     return claims if isinstance(claims, dict) else {}
-
-
-def _groups(claims: Mapping[str, Any], claim: str) -> tuple[str, ...]:
-    """The groups claim by its exact name, else as a dotted path (realm_access.roles)."""
-    value: Any = claims.get(claim)
-    if value is None and "." in claim:
-        value = claims
-        for part in claim.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list):
-        return tuple(group for group in value if isinstance(group, str))
-    return ()
 
 
 def _seconds(value: Any) -> float | None:
