@@ -25,7 +25,6 @@ from omen_store import (
     GpuSample,
     HealthSample,
     Level,
-    RequestRecord,
     StoreError,
     StoreMissingError,
     StoreReader,
@@ -40,9 +39,7 @@ from omen_store.batch import Batch
 from omen_store.schema import MIGRATIONS, connect_for_writing, migrate
 from omen_store.spill import default_spill_path
 from omen_store.writer import _write
-
-NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-DAY = 86_400.0
+from tests.store.helpers import DAY, NOW, request
 
 WriterFactory = Callable[..., StoreWriter]
 
@@ -65,33 +62,6 @@ def make_writer(db_path: Path) -> Iterator[WriterFactory]:
     yield make
     for writer in writers:
         writer.close()
-
-
-def request(n: int, **overrides: Any) -> RequestRecord:
-    fields: dict[str, Any] = {
-        "id": f"req-{n}",
-        "ts": NOW + n,
-        "container": "app",
-        "key_id": "key-app",
-        "kind": "chat",
-        "requested_model": "auto",
-        "model": "llama3.1:8b",
-        "provider": "ollama",
-        "endpoint": "http://gpu-1:11434",
-        "intent": "general",
-        "strategy": "balanced",
-        "stream": False,
-        "status": 200,
-        "latency_ms": 12.5,
-        "ttft_ms": None,
-        "prompt_tokens": 10,
-        "completion_tokens": 20,
-        "cost_usd": 0.001,
-        "reason": "local model loaded",
-        "decision": {"candidates": [{"provider": "ollama", "score": 0.2}]},
-    }
-    fields.update(overrides)
-    return RequestRecord(**fields)
 
 
 def rows_of(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
