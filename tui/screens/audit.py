@@ -14,12 +14,11 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 
 from omen_store import AuditRow, StoreError, StoreReader
 from omen_tui.format import clock, elide, stamp
@@ -33,6 +32,7 @@ from omen_tui.model.audit import (
     who_in_full,
     widths,
 )
+from omen_tui.screens.row_table import RowTableScreen
 from omen_tui.widgets.live_table import Column, LiveTable
 
 LABELS = {"time": "time", "who": "who", "action": "action", "target": "target", "change": "change"}
@@ -44,7 +44,8 @@ ACTION_STYLES = {
 }
 
 
-class AuditScreen(Screen[None]):
+class AuditScreen(RowTableScreen[AuditRow]):
+    STRIP = "audit-line"
     DEFAULT_CSS = """
     AuditScreen #audit-summary { height: auto; padding: 0 1; }
     AuditScreen #audit { padding-left: 1; scrollbar-size-vertical: 1;
@@ -53,7 +54,6 @@ class AuditScreen(Screen[None]):
                               background: $panel; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
         Binding("ctrl+r", "reload", "Reload", tooltip="Read the audit trail again now"),
     ]
 
@@ -70,8 +70,6 @@ class AuditScreen(Screen[None]):
         self.open_store = open_store
         self.interval = interval
         self.paused = paused
-        self.rows: dict[str, AuditRow] = {}
-        self._widths: dict[str, int] = {}
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -145,9 +143,11 @@ class AuditScreen(Screen[None]):
         text.append(f"  newest {clock(rows[0].ts)}", style="dim")
         return text
 
-    def on_resize(self, event: events.Resize) -> None:
-        if self.rows:
-            self._fill()
+    def _cells(self, row: AuditRow) -> tuple[str | Text, ...]:
+        return cells(row, self._widths)
+
+    def _in_full(self, row: AuditRow | None) -> Text:
+        return in_full(row)
 
     def _columns(self, width: int) -> list[Column]:
         rows = self.rows.values()
@@ -158,23 +158,6 @@ class AuditScreen(Screen[None]):
         }
         self._widths = widths(max(LEAST, width - 2), widest)  # less padding and scrollbar
         return [Column(key, LABELS[key], size + 1) for key, size in self._widths.items()]
-
-    def _fill(self) -> None:
-        table = self.query_one(LiveTable)
-        table.set_columns(self._columns(self.size.width or self.app.size.width))
-        table.sync({key: cells(row, self._widths) for key, row in self.rows.items()})
-        self._show_line()
-
-    def _show_line(self) -> None:
-        key = self.query_one(LiveTable).selected_key
-        row = self.rows.get(key) if key else None
-        self.query_one("#audit-line", Static).update(in_full(row))
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_line()
-
-    def action_back(self) -> None:
-        self.dismiss(None)
 
 
 def _many(n: int, thing: str) -> str:

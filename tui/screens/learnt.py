@@ -11,11 +11,10 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 
 from omen_store import StoreError, StoreReader
 from omen_tui.format import count, elide, percent
@@ -27,6 +26,7 @@ from omen_tui.model.learnt import (
     read_learnt,
     widths,
 )
+from omen_tui.screens.row_table import RowTableScreen
 from omen_tui.widgets.live_table import Column, LiveTable
 
 LABELS = {
@@ -43,7 +43,8 @@ LABELS = {
 RIGHT = ("requests", "ok", "escalations", "value")  # figures line up on the right
 
 
-class LearntScreen(Screen[None]):
+class LearntScreen(RowTableScreen[Learnt]):
+    STRIP = "learnt-line"
     DEFAULT_CSS = """
     LearntScreen #learnt-summary { height: auto; padding: 0 1; }
     LearntScreen #learnt { padding-left: 1; scrollbar-size-vertical: 1;
@@ -52,15 +53,12 @@ class LearntScreen(Screen[None]):
                                 background: $panel; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
         Binding("ctrl+r", "reload", "Reload", tooltip="Read the statistics again"),
     ]
 
     def __init__(self, open_store: Callable[[], StoreReader]) -> None:
         super().__init__()
         self.open_store = open_store
-        self.rows: dict[str, Learnt] = {}
-        self._widths: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(Text("reading the outcome statistics…", style="dim"), id="learnt-summary")
@@ -113,9 +111,11 @@ class LearntScreen(Screen[None]):
         )
         return text
 
-    def on_resize(self, event: events.Resize) -> None:
-        if self.rows:
-            self._fill()
+    def _cells(self, row: Learnt) -> tuple[str | Text, ...]:
+        return cells(row, self._widths)
+
+    def _in_full(self, row: Learnt | None) -> Text:
+        return worked_out(row)
 
     def _columns(self, width: int) -> list[Column]:
         rows = self.rows.values()
@@ -129,23 +129,6 @@ class LearntScreen(Screen[None]):
             Column(key, elide(LABELS[key], size).rjust(size if key in RIGHT else 0), size + 1)
             for key, size in self._widths.items()
         ]
-
-    def _fill(self) -> None:
-        table = self.query_one(LiveTable)
-        table.set_columns(self._columns(self.size.width or self.app.size.width))
-        table.sync({key: cells(row, self._widths) for key, row in self.rows.items()})
-        self._show_line()
-
-    def _show_line(self) -> None:
-        key = self.query_one(LiveTable).selected_key
-        row = self.rows.get(key) if key else None
-        self.query_one("#learnt-line", Static).update(worked_out(row))
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_line()
-
-    def action_back(self) -> None:
-        self.dismiss(None)
 
 
 def _key(row: Learnt) -> str:
