@@ -26,7 +26,6 @@ from omen.config import (
     check_config,
     find_config_path,
     load_config,
-    parse_duration,
 )
 from omen.config.model import split_bind
 
@@ -391,17 +390,6 @@ def store_arg(text: str) -> Path | str:
     return text if is_postgres(text) else Path(text).expanduser()
 
 
-def _duration(text: str) -> float:
-    """argparse type: `30s`, `5m`, `1h`, `7d` (a bad value is one line of usage error)."""
-    try:
-        seconds = parse_duration(text)
-    except (ValueError, TypeError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("must be longer than 0 (write e.g. 30s, 5m, 1h, 7d)")
-    return seconds
-
-
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -485,7 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--instance", metavar="NAME", help="only requests served by this instance of a fleet"
     )
     logs.add_argument(
-        "--since", type=_duration, metavar="DUR", help="only newer than this: 30s, 5m, 1h, 7d"
+        "--since",
+        type=whatif_command.since_duration,
+        metavar="DUR",
+        help="only newer than this: 30s, 5m, 1h, 7d",
     )
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new requests")
     logs.add_argument("--json", action="store_true", help="one JSON object per line")

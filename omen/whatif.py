@@ -25,7 +25,7 @@ import orjson
 from omen.config import ConfigError, OmenConfig, find_config_path, load_config, parse_duration
 from omen.config.model import CACHE_SHARES
 from omen.policy import Policies, provider_info
-from omen.routing import STRATEGIES, Option, ProviderInfo, Rule, Weights, rank
+from omen.routing import STRATEGIES, Option, ProviderInfo, Rule, Weights, rank, rule_matches
 from omen.routing.snapshot import model_names, same_model
 from omen_store import StoreError, StoreReader, is_postgres
 
@@ -446,11 +446,7 @@ def _viable(options: list[dict[str, Any]], details: Any) -> list[dict[str, Any]]
 def _rule_first(ranked: list[Option], rule: Rule) -> list[Option]:
     """An intent rule puts its provider's options first, as `Router.route` does after `rank`
     (strict: only those, when it has any)."""
-    matching = [
-        o
-        for o in ranked
-        if o.provider == rule.provider and (rule.model is None or same_model(o.model, rule.model))
-    ]
+    matching = rule_matches(ranked, rule)
     if not matching:
         return ranked
     if rule.strict:
@@ -582,6 +578,8 @@ def _quality(value: float | None) -> str:
 
 
 def since_duration(text: str) -> float:
+    """argparse type (and the admin API's parser): `30s`, `5m`, `1h`, `7d` (a bad value is
+    one line of usage error)."""
     try:
         seconds = parse_duration(text)
     except (ValueError, TypeError) as exc:

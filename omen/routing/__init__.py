@@ -2,7 +2,7 @@
 
 from omen.routing.capabilities import Capabilities, infer_capabilities
 from omen.routing.intent import INTENTS, IntentResult, classify
-from omen.routing.router import Router
+from omen.routing.router import Router, rule_matches
 from omen.routing.snapshot import (
     Candidate,
     EndpointView,
@@ -38,4 +38,5 @@ __all__ = [
     "infer_capabilities",
     "model_names",
     "rank",
+    "rule_matches",
 ]

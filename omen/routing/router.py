@@ -29,6 +29,7 @@ from omen.routing.snapshot import (
     ProviderInfo,
     RouteDecision,
     RouteRequest,
+    Rule,
     model_names,
     same_model,
 )
@@ -256,12 +257,7 @@ class Router:
         rule = request.rules.get(request.intent.intent) if request.model == "auto" else None
         rule_note = ""
         if rule is not None:
-            matching = [
-                o
-                for o in ranked
-                if o.provider == rule.provider
-                and (rule.model is None or same_model(o.model, rule.model))
-            ]
+            matching = rule_matches(ranked, rule)
             label = f"rule {request.intent.intent}={rule.provider}" + (
                 f"/{rule.model}" if rule.model else ""
             )
@@ -362,3 +358,13 @@ class Router:
         if count > 1:
             line += f" ({count - 1} fallback{'s' if count > 2 else ''})"
         return line
+
+
+def rule_matches(options: list[Option], rule: Rule) -> list[Option]:
+    """The options an intent rule names (its provider, and its model when it names one), in
+    their order: what the rule puts first (`omen whatif` asks the same)."""
+    return [
+        o
+        for o in options
+        if o.provider == rule.provider and (rule.model is None or same_model(o.model, rule.model))
+    ]
