@@ -731,9 +731,20 @@ def test_kubernetes_config_validates_with_the_deployments_environment(
 def test_kubernetes_keys_come_from_one_secret_and_the_admin_key_is_required(
     kube: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in omen_container(kube)["env"]}
+    env = omen_container(kube)["env"]
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e["valueFrom"]
+    }
     assert {ref["name"] for ref in refs.values()} == {"omen-keys"}
     assert refs["OMEN_ADMIN_KEY"].get("optional", False) is False
+    assert refs["OMEN_DATABASE"].get("optional") is True  # a fleet's store, when there is one
+
+
+def test_kubernetes_pods_name_their_rows_after_themselves(
+    kube: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    (instance,) = [e for e in omen_container(kube)["env"] if e["name"] == "OMEN_INSTANCE"]
+    assert instance["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_kubernetes_runs_omen_serve_on_the_configmap(
@@ -782,9 +793,11 @@ def test_kubernetes_pod_is_non_root_with_a_read_only_root_and_a_writable_store(
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"]["drop"] == ["ALL"]
 
-    names = {entry["name"] for entry in container["env"]}
+    # Without the secret's optional database-url the pod's store is the config's SQLite file.
+    names = {entry["name"] for entry in container["env"]} - {"OMEN_DATABASE"}
     text = kube["ConfigMap", "omen-config"]["data"]["omen.toml"]
     database = load_toml_text(text, tmp_path, fake_env(names)).config.server.database
+    assert isinstance(database, Path)
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     data = mounts[str(database.parent)]
     assert not data.get("readOnly", False)
