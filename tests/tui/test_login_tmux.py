@@ -135,3 +135,40 @@ def test_a_viewer_signs_in_over_ssh_and_the_console_names_them_and_refuses_a_dra
     ).json()["endpoints"]
     assert [e["endpoint"] for e in listing if e["drained"]] == []
     assert not (tmp_path / "config" / "omen" / "tokens.json").read_bytes().count(b"access_token")
+
+
+def test_an_admin_signs_in_and_the_console_drains_as_them(
+    issuer: OidcIssuer, terminal: Tmux, omen_factory: Callable[..., Omen]
+) -> None:
+    """The console acts with the signed-in identity: the drain it sends is the admin's, and
+    the audit trail names them and their role."""
+    with run_fake(make_ollama_app(FakeState(models=["llama3.1:8b"]))) as ollama:
+        omen = omen_factory(daemon_config(issuer, ollama.url))
+        omen_cmd = f"{sys.executable} -m omen"
+        terminal.wait_for(PROMPT)
+
+        run(terminal, f"{omen_cmd} login --config {omen.config}")
+        terminal.wait_for("Waiting for approval")
+        code = re.search(r"^Code: ([A-Z]{4}-[A-Z]{4})", joined(terminal), re.MULTILINE)
+        assert code, joined(terminal)
+        issuer.approve(code.group(1), ADMIN_USER)
+        terminal.wait_for("knows you as", timeout=20)
+
+        run(terminal, f"clear; {omen_cmd} tui --config {omen.config} --no-mouse")
+        terminal.wait_for("(admin)")
+        terminal.keys("3")
+        terminal.wait_for("gpu-a")
+        terminal.keys("d")
+        terminal.wait_for("Drain ollama/gpu-a?")
+        terminal.keys("-l", "from tmux")
+        terminal.keys("Enter")
+        terminal.wait_for("drained", timeout=10)
+        terminal.keys("q")
+        terminal.wait_for(PROMPT)
+
+        run(terminal, f"clear; {omen_cmd} logs --config {omen.config} --audit")
+        terminal.wait_for("drain ollama/gpu-a", timeout=10)
+        (line,) = [line for line in joined(terminal).splitlines() if "drain ollama/gpu-a" in line]
+        email = ADMIN_USER.email
+        assert f"{email} (admin) drain ollama/gpu-a" in line, line
+        assert "from tmux" in line
