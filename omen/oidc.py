@@ -37,6 +37,7 @@ ALLOWED_ALGORITHMS = _RSA_ALGORITHMS | frozenset(_EC_ALGORITHM_BY_CURVE.values()
 _REFUSED_ALGORITHM_NAMES = frozenset({"none", "HS256", "HS384", "HS512", "ES256K", "ES521"})
 
 _REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat"]
+_GOOGLE = "https://accounts.google.com"
 _MAX_TOKEN_CHARS = 16 * 1024
 _MAX_DOCUMENT_BYTES = 512 * 1024
 
@@ -96,6 +97,14 @@ class OidcSettings:
     def discovery_url(self) -> str:
         return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
+    @property
+    def accepted_issuers(self) -> tuple[str, ...]:
+        """The `iss` values a token may carry: the issuer, exactly; Google's ID tokens may
+        also name it without the scheme (its documentation says either is valid)."""
+        if self.issuer == _GOOGLE:
+            return (self.issuer, _GOOGLE.removeprefix("https://"))
+        return (self.issuer,)
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -139,7 +148,7 @@ class OidcVerifier:
             await self._fetch_keys()
 
     async def verify(self, token: str) -> Identity:
-        alg, kid = _peek(token, self.settings.issuer)
+        alg, kid = _peek(token, self.settings.accepted_issuers)
         key = await self._key_for(kid, alg)
         claims = self._decode(token, key, alg)
         return self._identity(claims)
@@ -151,7 +160,7 @@ class OidcVerifier:
                 key,
                 algorithms=[alg],
                 audience=self.settings.audience,
-                issuer=self.settings.issuer,
+                issuer=self.settings.accepted_issuers,
                 leeway=self.settings.leeway_s,
                 options={"require": _REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
             )
@@ -278,7 +287,7 @@ class OidcVerifier:
         return document
 
 
-def _peek(token: str, issuer: str) -> tuple[str, str]:
+def _peek(token: str, issuers: tuple[str, ...]) -> tuple[str, str]:
     """The token's alg and kid, read before any key is fetched: a token that could never pass
     costs the issuer nothing."""
     if not token or len(token) > _MAX_TOKEN_CHARS:
@@ -295,7 +304,7 @@ def _peek(token: str, issuer: str) -> tuple[str, str]:
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise OidcError("token names no signing key (kid)")
-    if claims.get("iss") != issuer:
+    if claims.get("iss") not in issuers:
         raise OidcError("wrong issuer")
     return alg, kid
 

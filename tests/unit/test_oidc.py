@@ -477,3 +477,23 @@ def test_settings_accept_loopback_http_and_group_lists() -> None:
     assert settings.viewer_groups == frozenset({"b"})
     assert settings.discovery_url == "http://localhost:8080/.well-known/openid-configuration"
     assert (settings.leeway_s, settings.groups_claim) == (60.0, "groups")
+
+
+async def test_google_id_tokens_may_name_the_issuer_without_its_scheme(
+    main_key: IssuerKey,
+) -> None:
+    # Google documents iss as "accounts.google.com" or "https://accounts.google.com".
+    google = OidcIssuer(keys=[main_key])
+    async with in_process_client(google, "https://accounts.google.com") as http:
+        verifier = OidcVerifier(settings_for(google), http)
+        assert (await verifier.verify(google.mint(iss="accounts.google.com"))).role == "admin"
+        assert (await verifier.verify(google.mint())).role == "admin"
+        error = await refused(verifier, google.mint(iss="google.com"))
+        assert error.reason == "wrong issuer"
+
+
+async def test_only_google_gets_the_schemeless_issuer(
+    verifier: OidcVerifier, issuer: OidcIssuer
+) -> None:
+    bare = issuer.url.removeprefix("http://")
+    assert (await refused(verifier, issuer.mint(iss=bare))).reason == "wrong issuer"
