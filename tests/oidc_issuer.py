@@ -149,6 +149,7 @@ class OidcIssuer:
     token_requests: list[dict[str, str]] = field(default_factory=list)  # every form posted
     device_grants: dict[str, DeviceGrant] = field(default_factory=dict)  # by device_code
     refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
+    revocations: list[str] = field(default_factory=list)  # token_type_hint of each revocation
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def routes(self) -> list[Route]:
@@ -157,6 +158,7 @@ class OidcIssuer:
             Route("/jwks", self._jwks),
             Route("/device/code", self._device_authorization, methods=["POST"]),
             Route("/token", self._token, methods=["POST"]),
+            Route("/revoke", self._revoke, methods=["POST"]),
         ]
 
     def app(self) -> Starlette:
@@ -181,6 +183,7 @@ class OidcIssuer:
         self.token_requests = []
         self.device_grants = {}
         self.refresh_tokens = {}
+        self.revocations = []
 
     def add_key(self, key: IssuerKey) -> IssuerKey:
         self.keys.append(key)
@@ -278,6 +281,7 @@ class OidcIssuer:
             "jwks_uri": f"{self.url}/jwks",
             "device_authorization_endpoint": f"{self.url}/device/code",
             "token_endpoint": f"{self.url}/token",
+            "revocation_endpoint": f"{self.url}/revoke",
             "grant_types_supported": [DEVICE_GRANT, "refresh_token"],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
@@ -285,6 +289,14 @@ class OidcIssuer:
         }
         document.update(self.discovery_overrides)
         return JSONResponse(document)
+
+    async def _revoke(self, request: Request) -> Response:
+        """RFC 7009: a refresh token presented here is redeemable no more; 200 whatever it
+        was (the RFC's answer to an unknown token too)."""
+        form = dict(parse_qsl((await request.body()).decode()))
+        self.revocations.append(form.get("token_type_hint", ""))
+        self.refresh_tokens.pop(form.get("token", ""), None)
+        return Response(status_code=200)
 
     async def _jwks(self, request: Request) -> Response:
         self.jwks_fetches += 1

@@ -19,6 +19,7 @@ from omen.login.device_flow import (
     LoginError,
     github_login,
     oidc_login,
+    revoke_at_issuer,
     say_line,
 )
 from omen.login.token_file import GITHUB, StoredLogin
@@ -50,7 +51,7 @@ def run_logout(args: argparse.Namespace) -> int:
         say_line(f"Not signed in{' at ' + key if key else ''}: nothing to sign out of.")
     for login in removed:
         where = "GitHub" if login.key == GITHUB else login.key
-        say_line(f"Signed out {login.who.label} ({where}).")
+        say_line(f"Signed out {login.who.label} ({where}); {revoke_at_issuer(login)}.")
     return 0
 
 

@@ -157,7 +157,7 @@ def discover(http: httpx.Client, issuer: str) -> Endpoints:
     """The issuer's device authorization and token endpoints, from its discovery document."""
     if not _trusted(issuer):
         raise LoginError(f"issuer {issuer} must be an https:// URL (http:// only on loopback)")
-    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    url = _discovery_url(issuer)
     response = _request(http, "GET", url, "the issuer's discovery document")
     document = _json(response, "the issuer's discovery document")
     if response.status_code != 200:
@@ -179,6 +179,43 @@ def discover(http: httpx.Client, issuer: str) -> Endpoints:
     listed = document.get("scopes_supported")
     scopes = tuple(str(s) for s in listed) if isinstance(listed, list) else None
     return Endpoints(named, device, token, scopes)
+
+
+def revoke_at_issuer(login: StoredLogin, http: httpx.Client | None = None) -> str:
+    """Ask the issuer to revoke a sign-in's tokens (RFC 7009: the refresh token, which also
+    ends its access tokens at most issuers, then the access token); one line saying what came
+    of it. Never raises: the local sign-in is gone whatever the issuer says."""
+    if login.key == GITHUB:
+        return "GitHub tokens are withdrawn in GitHub's settings (Applications)"
+    until = time.strftime("%H:%M", time.localtime(login.expires_at)) if login.expires_at else None
+    still = f"its access token stays valid until {until}" if until else "its tokens stay valid"
+    try:
+        with _client(http) as client:
+            response = _request(client, "GET", _discovery_url(login.key), "the issuer")
+            endpoint = _json(response, "the issuer's discovery document").get("revocation_endpoint")
+            if not isinstance(endpoint, str) or not _trusted(endpoint):
+                return f"the issuer offers no token revocation: {still}"
+            form = {"client_id": login.client_id}
+            if login.client_secret:
+                form["client_secret"] = login.client_secret
+            tokens = [("refresh_token", login.refresh_token), ("access_token", login.access_token)]
+            for hint, token in tokens:
+                if token:
+                    answer = _request(
+                        client, "POST", endpoint, "the revocation endpoint",
+                        {**form, "token": token, "token_type_hint": hint},
+                    )  # fmt: skip
+                    if answer.status_code != 200:
+                        return (
+                            f"the issuer refused to revoke it (HTTP {answer.status_code}): {still}"
+                        )
+    except LoginError as exc:
+        return f"could not revoke it at the issuer ({exc}): {still}"
+    return "revoked at the issuer"
+
+
+def _discovery_url(issuer: str) -> str:
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
 def request_device_code(http: httpx.Client, url: str, form: Mapping[str, str]) -> DeviceCode:

@@ -127,7 +127,7 @@ def test_a_viewer_signs_in_over_ssh_and_the_console_names_them_and_refuses_a_dra
         terminal.wait_for(PROMPT)
 
         run(terminal, f"clear; {omen_cmd} logout")
-        terminal.wait_for(f"Signed out ann@example.com ({issuer.url}).")
+        terminal.wait_for(f"Signed out ann@example.com ({issuer.url}); revoked at the issuer.")
 
     admin = issuer.access_token(ADMIN_USER, AUDIENCE, CLIENT_ID)
     listing = httpx.get(

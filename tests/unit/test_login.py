@@ -429,10 +429,42 @@ def test_logout_forgets_the_sign_in_and_says_who(
 
     done = omen("logout", env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "Signed out octocat (GitHub).\n"
+    assert done.stdout == (
+        "Signed out octocat (GitHub); GitHub tokens are withdrawn in GitHub's settings "
+        "(Applications).\n"
+    )
     assert tokens.read().by_key == {}
     again = omen("logout", env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert again.stdout == "Not signed in: nothing to sign out of.\n"
+
+
+def test_logout_revokes_the_refresh_token_at_the_issuer(issuer: OidcIssuer, tmp_path: Path) -> None:
+    tokens = TokenFile(tmp_path / "omen" / "tokens.json")
+    login = sign_in(
+        issuer, tokens, Operator(after_polls=1, act=lambda c: issuer.approve(c, ADMIN_USER))
+    )
+    assert login.refresh_token in issuer.refresh_tokens
+
+    done = omen("logout", env={"XDG_CONFIG_HOME": str(tmp_path)})
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"Signed out ops@example.com ({issuer.url}); revoked at the issuer.\n"
+    assert issuer.revocations == ["refresh_token", "access_token"]
+    assert login.refresh_token not in issuer.refresh_tokens  # redeemable no more
+
+
+def test_logout_says_so_when_the_issuer_cannot_revoke(issuer: OidcIssuer, tmp_path: Path) -> None:
+    issuer.discovery_overrides = {"revocation_endpoint": None}
+    tokens = TokenFile(tmp_path / "omen" / "tokens.json")
+    sign_in(issuer, tokens, Operator(after_polls=1, act=lambda c: issuer.approve(c, ADMIN_USER)))
+
+    done = omen("logout", env={"XDG_CONFIG_HOME": str(tmp_path)})
+
+    assert done.returncode == 0, done.stderr
+    assert "the issuer offers no token revocation: its access token stays valid until" in (
+        done.stdout
+    )
+    assert tokens.read().by_key == {}  # forgotten here whatever the issuer says
 
 
 def omen(
