@@ -151,7 +151,9 @@ def test_example_config_checks_clean_with_no_env(tmp_path: Path) -> None:
 
 
 def test_example_config_names_every_key_the_model_accepts() -> None:
-    text = re.sub(r"#.*", "", (REPO / "config.example.toml").read_text())
+    # The sign-in tables stand in an example of their own (set, they change a keyless daemon).
+    shipped = [REPO / "config.example.toml", REPO / "config.signin.example.toml"]
+    text = re.sub(r"#.*", "", "\n".join(path.read_text() for path in shipped))
     models: list[type[BaseModel]] = [
         ServerConfig,
         ApiKeyConfig,
@@ -881,3 +883,21 @@ def test_defaults_are_not_shared_between_containers() -> None:
     first.budget.daily = 1.0
 
     assert second.budget.daily is None
+
+
+def test_sign_in_example_checks_clean_and_sets_both_sign_ins(tmp_path: Path) -> None:
+    example = (REPO / "config.signin.example.toml").read_text()
+    path = tmp_path / "omen.toml"
+    path.write_text("[auth]\napi_keys = []\n\n" + example)
+    problems, loaded = check_config(path, {})
+
+    assert errors(problems) == {}
+    assert loaded is not None
+    assert loaded.config.auth.oidc is not None and loaded.config.auth.github is not None
+
+
+def test_the_readme_example_sets_no_sign_in() -> None:
+    # The README's first command runs it: a keyless loopback daemon whose console may act.
+    loaded = check_config(REPO / "config.example.toml", {})[1]
+    assert loaded is not None
+    assert loaded.config.auth.oidc is None and loaded.config.auth.github is None
