@@ -110,9 +110,12 @@ class Daemon:
         if self.shared is not None:
             refresh = self.config.server.fleet_refresh
             self._tasks.append(
-                asyncio.create_task(self.shared.run(refresh, lambda: self.fleet, self.usage))
+                asyncio.create_task(
+                    self.shared.run(
+                        refresh, lambda: self.fleet, self.usage, self.key_sync.apply_rows
+                    )
+                )
             )
-            self._tasks.append(asyncio.create_task(self.key_sync.follow_store(refresh)))
         if self.config.server.redis_url:
             self._tasks.append(asyncio.create_task(self.key_sync.follow_redis()))
         self.install_reload()

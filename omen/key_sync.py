@@ -1,7 +1,8 @@
 """Keys made or revoked through one instance reach every other instance of the fleet.
 
 The store is the authority: every instance re-reads its api_keys table each
-`server.fleet_refresh` when the store is a fleet's PostgreSQL. With Redis configured, each
+`server.fleet_refresh` when the store is a fleet's PostgreSQL (in omen.shared_state's round,
+with the drains and budgets; `apply_rows` takes them). With Redis configured, each
 creation and revocation is also announced on the channel `{redis_prefix}:keys` (the key id,
 digest, container and scope — never the key), and every instance applies it on arrival: a
 revocation at once, a creation by reading the store, so that whoever can write to Redis can
@@ -136,12 +137,6 @@ class KeySync:
             if self.keys.revoke(key_id):
                 log.info("keys: %s revoked via %s", key_id, message.get("instance"))
         elif event == "created" and not self.keys.is_active(key_id):
-            await self.sync_from_store()
-
-    async def follow_store(self, interval: float) -> None:
-        """Re-read the store's keys every `interval` (a fleet's PostgreSQL) until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
             await self.sync_from_store()
 
     async def sync_from_store(self) -> None:

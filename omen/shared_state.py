@@ -1,4 +1,5 @@
-"""Operator state a fleet shares through its PostgreSQL store: drains and budget overrides.
+"""Operator state a fleet shares through its PostgreSQL store: drains, budget overrides and
+the keys made through the admin API (applied by omen.key_sync).
 
 A drain or a budget set through any instance is written to the store (drains,
 budget_overrides) like on a single instance; every instance re-reads both tables each
@@ -19,7 +20,14 @@ from dataclasses import dataclass, field
 
 from omen.fleet import Fleet
 from omen.limits.control import UsageControl
-from omen_store import BudgetOverrideRow, DrainRow, HealthRow, StoreError, StoreReader
+from omen_store import (
+    ApiKeyRow,
+    BudgetOverrideRow,
+    DrainRow,
+    HealthRow,
+    StoreError,
+    StoreReader,
+)
 
 log = logging.getLogger("omen.fleet")
 
@@ -84,25 +92,35 @@ class SharedState:
                 changed.append(f"budget of {name} set by {override.actor} via {override.instance}")
         return changed
 
-    def read(self) -> tuple[dict[tuple[str, str], DrainRow], dict[str, BudgetOverrideRow]]:
-        """One round trip's worth of the shared tables (in a worker thread)."""
+    def read(
+        self,
+    ) -> tuple[dict[tuple[str, str], DrainRow], dict[str, BudgetOverrideRow], list[ApiKeyRow]]:
+        """One round's worth of the shared tables (in a worker thread)."""
         if self._reader is None:
             self._reader = StoreReader(self.database)
         try:
             self.views = self._reader.latest_health()
-            return self._reader.drains(), self._reader.budget_overrides()
+            reader = self._reader
+            return reader.drains(), reader.budget_overrides(), reader.api_keys()
         except StoreError:
             self.close()  # reopened next round: the server may have restarted
             raise
 
-    async def run(self, interval: float, fleet: Callable[[], Fleet], usage: UsageControl) -> None:
-        """Follow the other instances until cancelled; a store that cannot be read is
-        retried each round and said once."""
+    async def run(
+        self,
+        interval: float,
+        fleet: Callable[[], Fleet],
+        usage: UsageControl,
+        keys: Callable[[list[ApiKeyRow]], None],
+    ) -> None:
+        """Follow the other instances until cancelled (`keys` takes the keys made and revoked
+        through any of them: omen.key_sync); a store that cannot be read is retried each round
+        and said once."""
         failing = False
         while True:
             await asyncio.sleep(interval)
             try:
-                drains, overrides = await asyncio.to_thread(self.read)
+                drains, overrides, api_keys = await asyncio.to_thread(self.read)
             except StoreError as exc:
                 if not failing:
                     log.warning("fleet: cannot read the shared state: %s; retrying", exc)
@@ -113,6 +131,7 @@ class SharedState:
                 failing = False
             for change in self.apply(fleet(), usage, drains, overrides):
                 log.info("fleet: %s", change)
+            keys(api_keys)
 
     def close(self) -> None:
         if self._reader is not None:

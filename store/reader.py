@@ -150,20 +150,9 @@ class StoreReader:
         With it: rows inserted after that rowid, oldest first — what `logs --follow` polls
         with the largest rowid it has seen (`max_rowid()` to start from now).
         """
-        filters: list[str] = []
-        params: list[Any] = []
-        if container is not None:
-            filters.append("container = ?")
-            params.append(container)
-        if provider is not None:
-            filters.append("provider = ?")
-            params.append(provider)
-        if instance is not None:
-            filters.append("instance = ?")
-            params.append(instance)
-        if since_ts is not None:
-            filters.append("ts >= ?")
-            params.append(since_ts)
+        filters, params = _matching(
+            container=container, provider=provider, instance=instance, since_ts=since_ts
+        )
         levels = _levels_at_least(level)
 
         if after_rowid is not None:
@@ -198,14 +187,7 @@ class StoreReader:
         """`columns` of every request since `since_ts` (of one container, or all), `chunk`
         rows at a time, from one consistent snapshot (the ts or container+ts index; for
         `omen whatif`, which reads up to millions of rows without holding them all)."""
-        filters: list[str] = []
-        params: list[Any] = []
-        if container is not None:
-            filters.append("container = ?")
-            params.append(container)
-        if since_ts is not None:
-            filters.append("ts >= ?")
-            params.append(since_ts)
+        filters, params = _matching(container=container, since_ts=since_ts)
         where = f" WHERE {' AND '.join(filters)}" if filters else ""
         sql = f"SELECT {columns} FROM requests{where}"
         with self._lock:
@@ -534,6 +516,26 @@ class StoreReader:
 
     def _request_rows(self, sql: str, params: Params) -> list[RequestRow]:
         return [_request_row(row) for row in self._all(sql, params)]
+
+
+def _matching(
+    *,
+    container: str | None = None,
+    provider: str | None = None,
+    instance: str | None = None,
+    since_ts: float | None = None,
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms (and their parameters) for the request filters given."""
+    filters: list[str] = []
+    params: list[Any] = []
+    for column, value in (("container", container), ("provider", provider), ("instance", instance)):
+        if value is not None:
+            filters.append(f"{column} = ?")
+            params.append(value)
+    if since_ts is not None:
+        filters.append("ts >= ?")
+        params.append(since_ts)
+    return filters, params
 
 
 def _newest_first(filters: list[str]) -> str:
