@@ -42,10 +42,6 @@ from omen.whatif import (
 from omen_store import AuditRecord, BudgetChange, DrainChange, RequestRow, StoreError, StoreReader
 
 
-def actor_of(principal: Principal) -> str:
-    return principal.key_id or "loopback"
-
-
 def json_response(data: object, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
@@ -97,7 +93,7 @@ class AdminApi:
             raise ApiError(403, "this route needs an admin-scope key", code="admin_required")
         if principal.scope == "anonymous":
             return Operator("loopback", "", None, via="loopback")
-        return Operator(actor_of(principal), "", principal.key_id, via="key")
+        return Operator(principal.key_id or "loopback", "", principal.key_id, via="key")
 
     async def whoami(self, request: Request) -> Response:
         """Who the admin API takes the caller for, and with which role."""
